@@ -1,0 +1,167 @@
+"""What a property sees of one generated example: the candidate and helpers.
+
+The context draws cases from the public strategies (constrained by what the
+target declares), builds and releases modules, loads canonical weights,
+and computes the oracle and the plain-implementation baseline in the
+suite's own process.  It records the drawn case, so that the engine can
+report the shrunk counterexample, and which conditions the example reached.
+"""
+
+import functools
+
+import numpy as np
+
+from . import strategies, tolerance, weights
+from .assertions import ClauseViolation, assert_close
+from .candidate import CandidateError, LocalCandidate
+
+
+class NotApplicable(Exception):
+    """Raised by a property when this target cannot be judged by it (reported as skipped)."""
+
+
+@functools.cache
+def reference_candidate(kind):
+    """The plain book implementation, used as the NUM-1 baseline in the same dtype."""
+    from attnspec import reference
+    from .adapter import BookAdapter, FunctionAdapter
+
+    if kind == "simplified_self_attention":
+        return LocalCandidate(FunctionAdapter(reference.simplified_self_attention))
+    return LocalCandidate(BookAdapter(getattr(reference, kind), kind))
+
+
+@functools.lru_cache(maxsize=512)
+def _cases(kind, options):
+    """Strategies are built once per option set: composite strategies are costly to create."""
+    return strategies.cases(kind, **dict(options))
+
+
+def conditions(case):
+    """The corner conditions a case reaches, for the generator-reach report."""
+    cfg = case.cfg
+    reached = {
+        "num_heads > 1" if cfg.heads > 1 else "num_heads = 1",
+        "batch > 1" if case.batch > 1 else "batch = 1",
+        "d_in != d_out" if cfg.d_in != cfg.d_out else "d_in = d_out",
+        "head_dim = 1" if cfg.head_dim == 1 else "head_dim > 1",
+        "num_tokens = 1" if case.num_tokens == 1 else "num_tokens > 1",
+    }
+    if cfg.causal:
+        reached.add("num_tokens < context_length" if case.num_tokens < cfg.context_length else "num_tokens = context_length")
+    if cfg.qkv_bias:
+        reached.add("qkv_bias")
+    return reached
+
+
+class Context:
+    def __init__(self, candidate, info, data, kind):
+        self.cand = candidate
+        self.info = info
+        self.data = data
+        self.kind = kind
+        self.notes = {}
+        self.reached = set()
+        self.skipped = None
+        self._handles = []
+
+    # -- drawing -----------------------------------------------------------
+    def draw(self, strategy, label):
+        value = self.data.draw(strategy, label=label)
+        self.notes[label] = value
+        return value
+
+    def case(self, **options):
+        """Draw a case for this target's kind, within what the target declares."""
+        info = self.info
+        opts = dict(square_only=info.get("square_only", False), qkv_bias=tuple(info.get("qkv_bias_options", (False, True))))
+        if info.get("max_heads"):
+            opts["max_heads"] = info["max_heads"]
+        opts.update(options)
+        case = self.data.draw(_cases(self.kind, tuple(sorted(opts.items()))), label="case")
+        self.notes["case"] = case.describe()
+        self.reached |= conditions(case)
+        return case
+
+    def note(self, **values):
+        self.notes.update(values)
+
+    def reach(self, *conds):
+        self.reached.update(conds)
+
+    def not_applicable(self, reason):
+        raise NotApplicable(reason)
+
+    # -- the candidate -------------------------------------------------------
+    def build(self, cfg, dtype="float32", seed=0):
+        handle = self.cand.build(cfg, dtype=dtype, seed=seed)
+        self._handles.append(handle)
+        return handle
+
+    def load(self, handle, w):
+        self.cand.load(handle, w)
+
+    def build_loaded(self, case, dtype=None, sharpness=2.0, salt=0):
+        """Build the case's module and load fresh canonical weights: (handle, weights)."""
+        dtype = dtype or case.dtype
+        w = weights.canonical_weights(case.cfg, case.rng(1000 + salt), dtype, sharpness)
+        handle = self.build(case.cfg, dtype)
+        self.load(handle, w)
+        return handle, w
+
+    def inputs(self, case, salt=0, dtype=None, scale=None):
+        return weights.inputs(case.input_shape, case.rng(salt), dtype or case.dtype, case.scale if scale is None else scale)
+
+    def forward(self, handle, x, **kw):
+        return self.cand.forward(handle, x, **kw)
+
+    def release_all(self):
+        for h in self._handles:
+            try:
+                self.cand.release(h)
+            except CandidateError:
+                pass
+        self._handles.clear()
+
+    # -- the suite's own numbers ----------------------------------------------
+    def oracle(self, cfg, w, x, keep=None):
+        return weights.oracle_output(cfg, w, x, keep)
+
+    def baseline(self, cfg, w, x, dtype):
+        """The plain book implementation's output in `dtype` (or the declared internal precision)."""
+        dtype = self.info.get("internal_precision") or dtype
+        ref = reference_candidate(cfg.kind)
+        h = ref.build(cfg, dtype=dtype)
+        try:
+            ref.load(h, {k: weights.round_to(v, dtype) for k, v in w.items()})
+            return ref.forward(h, weights.round_to(x, dtype)).y
+        finally:
+            ref.release(h)
+
+    def budget(self, golden, cfg, w, x, dtype):
+        """NUM-1's allowed max error for this comparison."""
+        base = self.baseline(cfg, w, x, dtype)
+        return tolerance.allowed_error(golden, base, self.info.get("internal_precision") or dtype)
+
+    def expect_invariant(self, clauses, what, a, b, dtype, batched=True):
+        """NUM-4: two outputs that must agree, within the metamorphic tolerance."""
+        tol = tolerance.metamorphic_tolerance(np.concatenate([np.ravel(a), np.ravel(b)]), dtype)
+        try:
+            assert_close(clauses, what, a, b, tol, batched)
+        except ClauseViolation as v:
+            err = np.nanmax(np.abs(np.asarray(a, float) - np.asarray(b, float)))
+            if np.isfinite(err) and err < 1000 * tol:
+                v.clauses = v.clauses + ("NUM-4",)
+                v.message += " (a small drift: the invariance holds only approximately)"
+            raise
+
+    def reference_backward(self, cfg, w, x, grad_out):
+        """The plain book implementation's input gradient, in the input's precision."""
+        dtype = self.info.get("internal_precision") or "float32"
+        ref = reference_candidate(cfg.kind)
+        h = ref.build(cfg, dtype=dtype)
+        try:
+            ref.load(h, {k: weights.round_to(v, dtype) for k, v in w.items()})
+            return ref.backward(h, weights.round_to(x, dtype), grad_out).grad_x
+        finally:
+            ref.release(h)

@@ -1,0 +1,230 @@
+"""Run the properties for one target and fold their outcomes into a `Result`.
+
+Each property becomes a hypothesis test over `st.data()`, seeded with the
+run's seed (printed in every report, accepted back with --seed), with no
+deadline and no example database, so a run is reproducible.  Hypothesis
+shrinks a failure to its smallest example; the engine keeps the case that
+example drew, the clause IDs the violation names, and its plain message.
+
+The engine talks to the implementation only through a `Candidate`; the same
+code serves `attnspec check`, the pytest plugin, the self-test and grading.
+"""
+
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky, HypothesisException
+
+from . import clauses as spec
+from .assertions import ClauseViolation
+from .candidate import CandidateError, LocalCandidate
+from .context import Context, NotApplicable
+from .properties import properties_for
+from .results import ClauseResult, Result, environment, verdict_of
+
+PROFILES = {"quick": 6, "default": 25, "thorough": 200}
+
+
+def register_profiles():
+    """Hypothesis profiles attnspec-quick/default/thorough: no deadline, no database, quiet."""
+    for name, examples in PROFILES.items():
+        settings.register_profile(
+            f"attnspec-{name}",
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            phases=(Phase.explicit, Phase.generate, Phase.shrink),
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+        )
+
+
+register_profiles()
+
+
+def default_seed(deterministic):
+    """0 in CI and grading (derandomised), a fresh random seed otherwise; always printed."""
+    return 0 if deterministic else random.randrange(2**32)
+
+
+@dataclass
+class Outcome:
+    """What one property concluded about one target."""
+
+    prop: object
+    status: str  # passed | failed | error | skipped | not_checked
+    clauses: tuple = ()  # the clauses a failure is attributed to
+    message: str = ""
+    expected: str = ""
+    observed: str = ""
+    counterexample: dict = None
+    examples: int = 0
+    reached: dict = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+def _first_violation(exc):
+    """The ClauseViolation or CandidateError inside a (Flaky) exception group, if any."""
+    if isinstance(exc, (ClauseViolation, CandidateError)):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _first_violation(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def run_property(p, candidate, info, kind, profile="default", seed=0):
+    """Run one property as a seeded hypothesis test; return its Outcome."""
+    state = {"notes": None, "calls": 0, "skipped": 0, "skip_reason": "", "reached": {}}
+
+    @settings(settings.get_profile(f"attnspec-{profile}"), max_examples=max(1, round(PROFILES[profile] * p.examples)))
+    @hypothesis_seed(seed)
+    @given(data=st.data())
+    def test(data):
+        ctx = Context(candidate, info, data, kind)
+        state["calls"] += 1
+        try:
+            p.fn(ctx)
+        except NotApplicable as why:
+            state["skipped"] += 1
+            state["skip_reason"] = str(why)
+        finally:
+            state["notes"] = ctx.notes
+            for cond in ctx.reached:
+                state["reached"][cond] = state["reached"].get(cond, 0) + 1
+            ctx.release_all()
+
+    start = time.perf_counter()
+    outcome = Outcome(p, "passed")
+    try:
+        test()
+        if state["calls"] and state["skipped"] == state["calls"]:
+            outcome = Outcome(p, "skipped", message=state["skip_reason"])
+    except (ClauseViolation, CandidateError, Flaky) as exc:
+        found = _first_violation(exc)
+        flaky = isinstance(exc, Flaky)
+        if isinstance(found, ClauseViolation):
+            outcome = Outcome(p, "failed", found.clauses, found.message, found.expected, found.observed)
+        elif isinstance(found, CandidateError):
+            outcome = Outcome(p, "failed", p.clauses[:1], found.plain())
+        else:
+            outcome = Outcome(p, "failed", p.clauses[:1], "the implementation behaves differently on the same input")
+        if flaky:
+            outcome.message += " (the failure did not reproduce on replay: the implementation is not deterministic)"
+        outcome.counterexample = state["notes"]
+    except HypothesisException as exc:
+        outcome = Outcome(p, "error", p.clauses[:1], f"the suite could not run this property: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug in the suite itself: say so, never blame the target
+        tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        outcome = Outcome(p, "error", p.clauses[:1], f"internal error in the suite ({p.name}): {tail}")
+    outcome.examples = state["calls"]
+    outcome.reached = state["reached"]
+    outcome.duration_s = time.perf_counter() - start
+    return outcome
+
+
+def _reproduce(target, profile, seed, clause_id):
+    return f"attnspec check {target} --profile {profile} --seed {seed} --only {clause_id}"
+
+
+def fold(outcomes, kind, target, profile, seed):
+    """Per-clause verdicts from per-property outcomes."""
+    votes = {}
+    for o in outcomes:
+        judged = o.clauses if o.status in ("failed", "error") else o.prop.clauses
+        for cid in judged:
+            votes.setdefault(cid, []).append(o)
+        if o.status in ("failed", "error"):
+            for cid in o.prop.clauses:
+                if cid not in o.clauses:
+                    votes.setdefault(cid, []).append(Outcome(o.prop, "not_checked", message=f"not judged: {o.prop.name} failed on {', '.join(o.clauses)}", examples=o.examples))
+    results = []
+    for clause in spec.all_clauses():
+        mine = votes.get(clause.id, [])
+        cr = ClauseResult(id=clause.id, status="skipped", level=clause.level, title=clause.title)
+        if not mine:
+            cr.message = f"not applicable to {kind}"
+            results.append(cr)
+            continue
+        cr.properties = sorted({o.prop.name for o in mine})
+        cr.examples = sum(o.examples for o in mine if o.status != "not_checked")
+        cr.duration_s = round(sum(o.duration_s for o in mine), 4)
+        for status in ("failed", "error", "passed", "not_checked", "skipped"):
+            chosen = [o for o in mine if o.status == status]
+            if chosen:
+                first = chosen[0]
+                cr.status = status
+                cr.message = first.message
+                cr.expected, cr.observed = first.expected, first.observed
+                cr.counterexample = first.counterexample
+                if status in ("failed", "error"):
+                    cr.reproduce = _reproduce(target, profile, seed, clause.id)
+                break
+        results.append(cr)
+    return results
+
+
+def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None):
+    """Every property for `kind` against `candidate`; gates first, dependants not_checked."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    from . import SPEC_VERSION, __version__
+
+    start = time.perf_counter()
+    info = dict(candidate.info)
+    wanted = {spec.get(c).id for c in only} if only else None
+    failed_gates = {}
+    outcomes = []
+    for p in properties_for(kind):
+        if wanted is not None and not p.gate and not (wanted & set(p.clauses)):
+            continue
+        blocked = [g for g in p.needs if g in failed_gates]
+        if blocked:
+            gate = failed_gates[blocked[0]]
+            outcomes.append(Outcome(p, "not_checked", message=f"not checked: {', '.join(gate.clauses)} failed ({gate.message})"))
+            continue
+        o = run_property(p, candidate, info, kind, profile, seed)
+        outcomes.append(o)
+        if p.gate and o.status in ("failed", "error"):
+            failed_gates[p.gate] = o
+    clause_results = fold(outcomes, kind, target, profile, seed)
+    if wanted is not None:
+        clause_results = [c for c in clause_results if c.id in wanted]
+    reach = {}
+    for o in outcomes:
+        for cond, n in o.reached.items():
+            reach[cond] = reach.get(cond, 0) + n
+    return Result(
+        target=target,
+        kind=kind,
+        verdict=verdict_of(clause_results),
+        clauses=clause_results,
+        seed=seed,
+        profile=profile,
+        tool={"name": "attnspec", "version": __version__, "spec_version": SPEC_VERSION},
+        environment=environment(),
+        declarations={k: v for k, v in info.items() if k not in ("name",)},
+        reach=dict(sorted(reach.items())),
+        duration_s=round(time.perf_counter() - start, 3),
+    )
+
+
+def check_target(target, *, kind=None, profile="default", seed=None, only=None):
+    """Load TARGET in this process (trusted code) and check each object found: a list of Results."""
+    from .targets import load_target
+
+    if seed is None:
+        seed = 0
+    results = []
+    for label, adapter in load_target(target, kind):
+        results.append(check_candidate(LocalCandidate(adapter), target=label, kind=adapter.kind, profile=profile, seed=seed, only=only))
+    return results

@@ -1,0 +1,118 @@
+"""Causal attention (topic 4): no leak from the future, prefixes, order, long inputs."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from ..assertions import ClauseViolation
+from ..candidate import CandidateError
+from ..config import CAUSAL_KINDS
+from . import prop
+
+
+def _perturb_after(case, x, t, salt=3):
+    """x with every token after position t replaced by fresh, larger values."""
+    x2 = x.copy()
+    x2[:, t + 1 :] = case.rng(salt).standard_normal(x2[:, t + 1 :].shape) * 3
+    return x2
+
+
+@prop(clauses=("CAUSAL-1", "NUM-4"), kinds=CAUSAL_KINDS)
+def future_tokens_do_not_change_the_past(ctx):
+    """Changing tokens after position t leaves every output at positions <= t unchanged."""
+    case = ctx.case(min_tokens=2)
+    t = ctx.draw(st.integers(0, case.num_tokens - 2), label="t")
+    handle, _ = ctx.build_loaded(case)
+    x = ctx.inputs(case)
+    y = ctx.forward(handle, x).y
+    y2 = ctx.forward(handle, _perturb_after(case, x, t)).y
+    try:
+        ctx.expect_invariant(("CAUSAL-1",), f"outputs at positions 0..{t} when tokens after {t} change", y2[:, : t + 1], y[:, : t + 1], case.dtype)
+    except ClauseViolation as v:
+        pos = v.positions
+        v.message = f"output at position {pos[1]} changed when tokens {t + 1}..{case.num_tokens - 1} changed: the mask lets tokens see the future. " + v.message
+        raise
+
+
+@prop(clauses=("CAUSAL-1",), kinds=CAUSAL_KINDS, examples=0.6)
+def no_gradient_flows_from_the_future(ctx):
+    """The gradient of outputs 0..t with respect to tokens after t is zero."""
+    case = ctx.case(min_tokens=2)
+    t = ctx.draw(st.integers(0, case.num_tokens - 2), label="t")
+    handle, _ = ctx.build_loaded(case)
+    x = ctx.inputs(case)
+    g = np.zeros(x.shape[:-1] + (case.cfg.out_features,))
+    g[:, : t + 1] = case.rng(8).standard_normal(g[:, : t + 1].shape)
+    grad = ctx.cand.backward(handle, x, g).grad_x
+    future = np.abs(grad[:, t + 1 :])
+    scale = max(1e-30, float(np.abs(grad).max(initial=0.0)))
+    from ..tolerance import eps
+
+    if not np.all(np.isfinite(grad)) or future.max(initial=0.0) > 16 * eps(case.dtype) * scale:
+        pos = [int(i) for i in np.unravel_index(int(np.nanargmax(np.where(np.isnan(future), np.inf, future))), future.shape)]
+        raise ClauseViolation(
+            ("CAUSAL-1",),
+            f"the gradient of outputs 0..{t} reaches token {t + 1 + pos[1]} (|grad| {future.max():.3g}): "
+            "information flows backwards from the future",
+            expected="0", observed=f"{future.max():.3g}", positions=pos,
+        )
+
+
+@prop(clauses=("CAUSAL-7", "CAUSAL-5", "NUM-4"), kinds=CAUSAL_KINDS)
+def prefix_outputs_do_not_depend_on_what_follows(ctx):
+    """f(x[:, :k]) equals f(x)[:, :k] for every k, so num_tokens < context_length works."""
+    case = ctx.case()
+    handle, _ = ctx.build_loaded(case)
+    x = ctx.inputs(case)
+    y = ctx.forward(handle, x).y
+    for k in range(1, case.num_tokens):
+        try:
+            short = ctx.forward(handle, x[:, :k]).y
+        except CandidateError as exc:
+            raise ClauseViolation(
+                ("CAUSAL-5",),
+                f"num_tokens={k} < context_length={case.cfg.context_length} fails: {exc.plain()} "
+                "(is the mask cut to num_tokens x num_tokens?)",
+            ) from None
+        ctx.expect_invariant(("CAUSAL-7",), f"the first {k} outputs run alone vs inside {case.num_tokens} tokens", short, y[:, :k], case.dtype)
+
+
+@prop(clauses=("CAUSAL-8", "NUM-4"), kinds=CAUSAL_KINDS, examples=0.6)
+def earlier_token_order_does_not_matter(ctx):
+    """The last output is invariant under permutations of the tokens before it."""
+    case = ctx.case(min_tokens=3)
+    handle, _ = ctx.build_loaded(case)
+    x = ctx.inputs(case)
+    order = np.concatenate([case.rng(4).permutation(case.num_tokens - 1), [case.num_tokens - 1]])
+    if np.all(order == np.arange(case.num_tokens)):
+        order[:2] = order[1::-1]
+    y = ctx.forward(handle, x).y
+    y2 = ctx.forward(handle, x[:, order]).y
+    ctx.expect_invariant(("CAUSAL-8",), "the last output after shuffling the tokens before it", y2[:, -1:], y[:, -1:], case.dtype)
+
+
+@prop(clauses=("CAUSAL-6",), kinds=CAUSAL_KINDS, examples=0.3)
+def longer_sequences_raise_or_stay_causal(ctx):
+    """num_tokens > context_length either raises or gives causal, prefix-consistent outputs."""
+    # context_length >= 2: a 1x1 mask broadcasts over any length, so even the book's code computes unmasked
+    case = ctx.case(min_tokens=2, max_context=6, full_length=True)
+    extra = ctx.draw(st.integers(1, 3), label="extra_tokens")
+    cfg = case.cfg
+    handle, _ = ctx.build_loaded(case)
+    long_case = type(case)(**{**case.__dict__, "num_tokens": cfg.context_length + extra})
+    x = ctx.inputs(long_case)
+    declared = ctx.info.get("long_sequences", "either")
+    try:
+        y = ctx.forward(handle, x).y
+    except CandidateError as exc:
+        if exc.reason != "raised":
+            raise
+        if declared == "compute":
+            raise ClauseViolation(("CAUSAL-6",), f"declared to compute longer sequences, but {exc.plain()}") from None
+        return
+    if declared == "raise":
+        raise ClauseViolation(("CAUSAL-6",), f"declared to raise for num_tokens > context_length, but computed an output for {long_case.num_tokens} tokens")
+    T0 = cfg.context_length
+    y2 = ctx.forward(handle, _perturb_after(long_case, x, T0 - 1)).y
+    ctx.expect_invariant(("CAUSAL-6",), f"with {long_case.num_tokens} > context_length tokens, outputs 0..{T0 - 1} when later tokens change", y2[:, :T0], y[:, :T0], case.dtype)
+    short = ctx.forward(handle, x[:, :T0]).y
+    ctx.expect_invariant(("CAUSAL-6",), "the first context_length outputs of a longer input vs run alone", short, y[:, :T0], case.dtype)

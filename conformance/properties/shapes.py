@@ -1,0 +1,85 @@
+"""Shapes, dtypes, devices, strides and batch independence (topic 1)."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from ..assertions import ClauseViolation, assert_dtype, assert_shape
+from ..config import CAUSAL_KINDS, KINDS
+from . import prop
+
+
+def expected_shape(case):
+    return case.input_shape[:-1] + (case.cfg.out_features,)
+
+
+@prop(clauses=("SHAPE-1", "SHAPE-2", "SHAPE-3", "SHAPE-4"), kinds=KINDS, examples=0.6)
+def output_has_the_specified_shape(ctx):
+    """(batch, num_tokens, d_in) -> (batch, num_tokens, out_features), degenerate sizes included."""
+    case = ctx.case(max_batch=2)
+    handle = ctx.build(case.cfg)
+    y = ctx.forward(handle, ctx.inputs(case)).y
+    cited = ("SHAPE-1", "SHAPE-3") if case.cfg.batched else ("SHAPE-2", "SHAPE-3")
+    if 1 in (case.batch, case.num_tokens, case.cfg.d_in, case.cfg.head_dim) and y.shape != expected_shape(case):
+        cited = cited + ("SHAPE-4",)
+    assert_shape(cited, "the output", y.shape, expected_shape(case))
+
+
+@prop(clauses=("SHAPE-5",), kinds=KINDS, examples=0.2)
+def output_dtype_equals_input_dtype(ctx):
+    """A float64 (or float32) input gives an output of the same dtype."""
+    dtypes = [d for d in ctx.info.get("dtypes", ("float32", "float64")) if d in ("float32", "float64")]
+    dtype = ctx.draw(st.sampled_from(dtypes), label="dtype")
+    case = ctx.case(dtype=dtype, max_context=4)
+    handle = ctx.build(case.cfg, dtype)
+    out = ctx.forward(handle, ctx.inputs(case))
+    assert_dtype(("SHAPE-5",), "the output", out.dtype, dtype)
+
+
+@prop(clauses=("SHAPE-6",), kinds=KINDS, examples=0.04)
+def output_follows_the_module_device(ctx):
+    """On the meta device (a stand-in for a GPU), no tensor is made on the default device."""
+    case = ctx.case(max_context=4, full_length=True)
+    probe = ctx.cand.device_probe(case.cfg, case.input_shape, "meta")
+    if probe["ok"]:
+        if probe["device"] != "meta":
+            raise ClauseViolation(("SHAPE-6",), f"the output is on {probe['device']} for input on the meta device")
+        return
+    error = probe["error"]
+    if "device" in error.lower() or "meta" in error.lower():
+        raise ClauseViolation(
+            ("SHAPE-6",),
+            f"the module fails when moved to another device: {error} (a tensor is created without device=, "
+            "or the mask is a plain attribute instead of a buffer)",
+        )
+    ctx.not_applicable(f"cannot run on the meta device for a reason unrelated to devices: {error}")
+
+
+@prop(clauses=("SHAPE-7", "NUM-4"), kinds=KINDS, examples=0.5)
+def strided_input_gives_the_same_output(ctx):
+    """A transposed or strided view of the same values gives the same output."""
+    case = ctx.case()
+    layout = ctx.draw(st.sampled_from(["transposed", "strided"]), label="layout")
+    handle = ctx.build(case.cfg)
+    x = ctx.inputs(case)
+    y = ctx.forward(handle, x).y
+    y2 = ctx.forward(handle, x, layout=layout).y
+    ctx.expect_invariant(("SHAPE-7",), f"output for a {layout} input vs the contiguous one", y2, y, case.dtype, case.cfg.batched)
+
+
+@prop(clauses=("SHAPE-8", "NUM-4"), kinds=CAUSAL_KINDS, examples=0.6)
+def batch_elements_are_independent(ctx):
+    """Each batch element's output equals that element run alone; order follows the batch."""
+    case = ctx.case(max_batch=3)
+    if case.batch < 2:
+        case = type(case)(**{**case.__dict__, "batch": 2})
+        ctx.note(case=case.describe())
+    ctx.reach("batch > 1")
+    handle = ctx.build(case.cfg)
+    x = ctx.inputs(case)
+    y = ctx.forward(handle, x).y
+    for i in range(case.batch):
+        alone = ctx.forward(handle, x[i : i + 1]).y
+        ctx.expect_invariant(("SHAPE-8",), f"batch element {i} in the batch vs alone", y[i : i + 1], alone, case.dtype)
+    order = np.arange(case.batch)[::-1]
+    flipped = ctx.forward(handle, x[order]).y
+    ctx.expect_invariant(("SHAPE-8",), "output of the reversed batch vs the batch's output reversed", flipped, y[order], case.dtype)

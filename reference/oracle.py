@@ -1,0 +1,99 @@
+"""An independent float64 statement of chapter 3's attention, in NumPy.
+
+Written from the mathematics, not ported from the torch classes: each query
+sums over exactly the keys it may see (no -inf masking), heads are explicit
+column slices, and the softmax is taken over those keys only.  The suite
+trusts this file, so it stays small enough to check by hand.
+
+Weights follow the `nn.Linear` convention: a projection matrix has shape
+(out_features, in_features) and is applied as x @ W.T + b.  Head h owns rows
+h*head_dim:(h+1)*head_dim of the query, key and value matrices.
+"""
+
+import math
+
+import numpy as np
+
+
+def softmax(scores):
+    """Softmax over the last axis, shifted by the maximum for stability."""
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def simplified_attention(x):
+    """Section 3.3: scores x x^T (no scaling), row softmax, weights @ x.  x: (T, d)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        weights = softmax(x @ x[i])
+        out[i] = weights @ x
+    return out
+
+
+def attention(
+    x,
+    W_query,
+    W_key,
+    W_value,
+    b_query=None,
+    b_key=None,
+    b_value=None,
+    W_out=None,
+    b_out=None,
+    *,
+    num_heads=1,
+    causal=True,
+    keep=None,
+    dropout=0.0,
+):
+    """Scaled dot-product attention over x of shape (b, T, d_in) or (T, d_in).
+
+    `keep`, when given, is a 0/1 array of shape (b, num_heads, T, T) that says
+    which attention weights dropout kept; kept weights are scaled by 1/(1-p).
+    Returns an array of shape (b, T, d_out) (or (T, d_out) for 2-D input).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = x[None]
+    batch, T, _ = x.shape
+
+    def project(W, b):
+        y = x @ np.asarray(W, np.float64).T
+        return y if b is None else y + np.asarray(b, np.float64)
+
+    q, k, v = project(W_query, b_query), project(W_key, b_key), project(W_value, b_value)
+    width = q.shape[-1]
+    head_dim = width // num_heads
+    scale = 1.0 / math.sqrt(head_dim)
+    context = np.zeros((batch, T, width))
+    for h in range(num_heads):
+        cols = slice(h * head_dim, (h + 1) * head_dim)
+        for i in range(T):
+            visible = i + 1 if causal else T
+            scores = np.einsum("bd,bjd->bj", q[:, i, cols], k[:, :visible, cols]) * scale
+            weights = softmax(scores)
+            if keep is not None:
+                weights = weights * keep[:, h, i, :visible] / (1.0 - dropout)
+            context[:, i, cols] = np.einsum("bj,bjd->bd", weights, v[:, :visible, cols])
+    if W_out is not None:
+        context = context @ np.asarray(W_out, np.float64).T + np.asarray(b_out, np.float64)
+    return context[0] if unbatched else context
+
+
+def parameter_count(kind, d_in, d_out, num_heads=1, qkv_bias=False):
+    """Trainable parameters of the book's class `kind` (clauses PARAM-1 to PARAM-4)."""
+    projections = 3 * d_in * d_out + (3 * d_out if qkv_bias else 0)
+    if kind == "SelfAttention_v1":
+        return 3 * d_in * d_out
+    if kind in ("SelfAttention_v2", "CausalAttention"):
+        return projections
+    if kind == "MultiHeadAttentionWrapper":
+        return num_heads * projections
+    if kind == "MultiHeadAttention":
+        return projections + d_out * d_out + d_out
+    if kind == "simplified_self_attention":
+        return 0
+    raise ValueError(f"unknown kind {kind!r}")

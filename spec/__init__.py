@@ -1,0 +1,1 @@
+"""The attnspec specification: clause files (data) and prose. Imports nothing."""
