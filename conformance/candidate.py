@@ -185,7 +185,9 @@ class LocalCandidate(Candidate):
 
     # -- the interface ---------------------------------------------------
     def build(self, cfg, dtype="float32", seed=0):
-        torch.manual_seed(seed)
+        # the CPU generator only: torch.manual_seed also queues lazy seeding of every
+        # accelerator backend, which costs more than building the module
+        torch.default_generator.manual_seed(seed)
         module = self._call("build", self.adapter.build, cfg)
         module = self._call("build", self.adapter.to_dtype, module, DTYPES[dtype])
         self._next += 1

@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from . import strategies, tolerance, weights
+from . import diagnosis, strategies, tolerance, weights
 from .assertions import ClauseViolation, assert_close
 from .candidate import CandidateError, LocalCandidate
 
@@ -55,7 +55,8 @@ def conditions(case):
 
 
 class Context:
-    def __init__(self, candidate, info, data, kind):
+    def __init__(self, candidate, info, data, kind, profile="default"):
+        self.profile = profile
         self.cand = candidate
         self.info = info
         self.data = data
@@ -128,8 +129,15 @@ class Context:
         return weights.oracle_output(cfg, w, x, keep)
 
     def baseline(self, cfg, w, x, dtype):
-        """The plain book implementation's output in `dtype` (or the declared internal precision)."""
+        """The plain book implementation's output in `dtype` (or the declared internal precision).
+
+        float32/float64: the book's order of operations in NumPy (cheap); half
+        precision, which NumPy lacks (bfloat16): the torch reference itself.
+        """
         dtype = self.info.get("internal_precision") or dtype
+        if dtype in ("float32", "float64"):
+            npdt = np.float32 if dtype == "float32" else np.float64
+            return diagnosis.mistaken_attention(cfg, w, x, None, npdt).astype(np.float64)
         ref = reference_candidate(cfg.kind)
         h = ref.build(cfg, dtype=dtype)
         try:

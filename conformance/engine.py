@@ -10,6 +10,7 @@ The engine talks to the implementation only through a `Candidate`; the same
 code serves `attnspec check`, the pytest plugin, the self-test and grading.
 """
 
+import contextlib
 import random
 import time
 import traceback
@@ -90,7 +91,7 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
     @hypothesis_seed(seed)
     @given(data=st.data())
     def test(data):
-        ctx = Context(candidate, info, data, kind)
+        ctx = Context(candidate, info, data, kind, profile)
         state["calls"] += 1
         try:
             p.fn(ctx)
@@ -173,8 +174,26 @@ def fold(outcomes, kind, target, profile, seed):
     return results
 
 
+@contextlib.contextmanager
+def one_thread():
+    """The modules under test are tiny: torch's thread pool only adds waiting (5x on a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None):
     """Every property for `kind` against `candidate`; gates first, dependants not_checked."""
+    with one_thread():
+        return _check_candidate(candidate, target=target, kind=kind, profile=profile, seed=seed, only=only)
+
+
+def _check_candidate(candidate, *, target, kind, profile, seed, only):
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     from . import SPEC_VERSION, __version__

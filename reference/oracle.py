@@ -68,16 +68,17 @@ def attention(
     width = q.shape[-1]
     head_dim = width // num_heads
     scale = 1.0 / math.sqrt(head_dim)
-    context = np.zeros((batch, T, width))
-    for h in range(num_heads):
-        cols = slice(h * head_dim, (h + 1) * head_dim)
-        for i in range(T):
-            visible = i + 1 if causal else T
-            scores = np.einsum("bd,bjd->bj", q[:, i, cols], k[:, :visible, cols]) * scale
-            weights = softmax(scores)
-            if keep is not None:
-                weights = weights * keep[:, h, i, :visible] / (1.0 - dropout)
-            context[:, i, cols] = np.einsum("bj,bjd->bd", weights, v[:, :visible, cols])
+    # (batch, T, heads, head_dim): head h is the column slice h*head_dim:(h+1)*head_dim
+    q, k, v = (t.reshape(batch, T, num_heads, head_dim) for t in (q, k, v))
+    context = np.zeros((batch, T, num_heads, head_dim))
+    for i in range(T):
+        visible = i + 1 if causal else T
+        scores = np.einsum("bhd,bjhd->bhj", q[:, i], k[:, :visible]) * scale
+        weights = softmax(scores)
+        if keep is not None:
+            weights = weights * keep[:, :, i, :visible] / (1.0 - dropout)
+        context[:, i] = np.einsum("bhj,bjhd->bhd", weights, v[:, :visible])
+    context = context.reshape(batch, T, width)
     if W_out is not None:
         context = context @ np.asarray(W_out, np.float64).T + np.asarray(b_out, np.float64)
     return context[0] if unbatched else context
