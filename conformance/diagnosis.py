@@ -42,11 +42,7 @@ MISTAKES = {
 
 
 def mistaken_attention(cfg, w, x, mistake=None, dtype=np.float64):
-    """The book's attention for `cfg` with canonical weights `w`, optionally with one mistake.
-
-    With dtype=float32 and no mistake this is also the plain eager
-    implementation NUM-1 measures errors against (book order of operations).
-    """
+    """The book's attention for `cfg` with canonical weights `w`, optionally with one mistake."""
     x = np.asarray(x, dtype)
     w = {key: np.asarray(value, dtype) for key, value in w.items()}
     unbatched = x.ndim == 2

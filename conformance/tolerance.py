@@ -21,12 +21,23 @@ def eps(dtype):
     return float(torch.finfo(DTYPES[dtype]).eps)
 
 
+FLOOR_ULPS = 16.0
+
+
 def rounding_floor(golden, dtype):
-    """Twice the representational rounding of the golden values in dtype."""
+    """The error no comparison can resolve: rounding at the golden values' magnitude.
+
+    Twice the representational rounding of golden in dtype, and at least
+    FLOOR_ULPS units of eps at the largest |golden| (when the plain baseline
+    happens to round exactly like the oracle, its error says nothing about
+    what another correct order of operations costs).
+    """
     g = torch.from_numpy(np.asarray(golden, dtype=np.float64)).to(DTYPES[dtype])
     shifted = ((g + 0.3) - 0.3).to(torch.float64).numpy()
     spread = float(np.max(np.abs(shifted - g.to(torch.float64).numpy()), initial=0.0))
-    return max(2.0 * spread, FLOOR_MIN[dtype])
+    finite = np.asarray(golden)[np.isfinite(golden)]
+    magnitude = max(1.0, float(np.max(np.abs(finite), initial=0.0)))
+    return max(2.0 * spread, FLOOR_ULPS * eps(dtype) * magnitude, FLOOR_MIN[dtype])
 
 
 def allowed_error(golden, base, dtype):

@@ -61,9 +61,10 @@ def no_gradient_flows_from_the_future(ctx):
 def prefix_outputs_do_not_depend_on_what_follows(ctx):
     """f(x[:, :k]) equals f(x)[:, :k] (k = 1 and a drawn k), so num_tokens < context_length works."""
     case = ctx.case()
-    handle, _ = ctx.build_loaded(case)
+    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
     y = ctx.forward(handle, x).y
+    budget = ctx.invariance_budget(case, w, x)
     drawn = ctx.draw(st.integers(1, max(1, case.num_tokens - 1)), label="k")
     for k in sorted({1, drawn} & set(range(1, case.num_tokens))):
         try:
@@ -74,21 +75,21 @@ def prefix_outputs_do_not_depend_on_what_follows(ctx):
                 f"num_tokens={k} < context_length={case.cfg.context_length} fails: {exc.plain()} "
                 "(is the mask cut to num_tokens x num_tokens?)",
             ) from None
-        ctx.expect_invariant(("CAUSAL-7",), f"the first {k} outputs run alone vs inside {case.num_tokens} tokens", short, y[:, :k], case.dtype)
+        ctx.expect_invariant(("CAUSAL-7",), f"the first {k} outputs run alone vs inside {case.num_tokens} tokens", short, y[:, :k], case.dtype, budget=budget)
 
 
 @prop(clauses=("CAUSAL-8", "NUM-4"), kinds=CAUSAL_KINDS, examples=0.6)
 def earlier_token_order_does_not_matter(ctx):
     """The last output is invariant under permutations of the tokens before it."""
     case = ctx.case(min_tokens=3)
-    handle, _ = ctx.build_loaded(case)
+    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
     order = np.concatenate([case.rng(4).permutation(case.num_tokens - 1), [case.num_tokens - 1]])
     if np.all(order == np.arange(case.num_tokens)):
         order[:2] = order[1::-1]
     y = ctx.forward(handle, x).y
     y2 = ctx.forward(handle, x[:, order]).y
-    ctx.expect_invariant(("CAUSAL-8",), "the last output after shuffling the tokens before it", y2[:, -1:], y[:, -1:], case.dtype)
+    ctx.expect_invariant(("CAUSAL-8",), "the last output after shuffling the tokens before it", y2[:, -1:], y[:, -1:], case.dtype, budget=ctx.invariance_budget(case, w, x))
 
 
 @prop(clauses=("CAUSAL-6",), kinds=CAUSAL_KINDS, examples=0.3)
@@ -98,7 +99,7 @@ def longer_sequences_raise_or_stay_causal(ctx):
     case = ctx.case(min_tokens=2, max_context=6, full_length=True)
     extra = ctx.draw(st.integers(1, 3), label="extra_tokens")
     cfg = case.cfg
-    handle, _ = ctx.build_loaded(case)
+    handle, w = ctx.build_loaded(case)
     long_case = type(case)(**{**case.__dict__, "num_tokens": cfg.context_length + extra})
     x = ctx.inputs(long_case)
     declared = ctx.info.get("long_sequences", "either")
@@ -114,6 +115,7 @@ def longer_sequences_raise_or_stay_causal(ctx):
         raise ClauseViolation(("CAUSAL-6",), f"declared to raise for num_tokens > context_length, but computed an output for {long_case.num_tokens} tokens")
     T0 = cfg.context_length
     y2 = ctx.forward(handle, _perturb_after(long_case, x, T0 - 1)).y
-    ctx.expect_invariant(("CAUSAL-6",), f"with {long_case.num_tokens} > context_length tokens, outputs 0..{T0 - 1} when later tokens change", y2[:, :T0], y[:, :T0], case.dtype)
+    ctx.expect_invariant(("CAUSAL-6",), f"with {long_case.num_tokens} > context_length tokens, outputs 0..{T0 - 1} when later tokens change", y2[:, :T0], y[:, :T0], case.dtype, budget=ctx.invariance_budget(long_case, w, x))
     short = ctx.forward(handle, x[:, :T0]).y
-    ctx.expect_invariant(("CAUSAL-6",), "the first context_length outputs of a longer input vs run alone", short, y[:, :T0], case.dtype)
+    budget = ctx.invariance_budget(long_case, w, x)
+    ctx.expect_invariant(("CAUSAL-6",), "the first context_length outputs of a longer input vs run alone", short, y[:, :T0], case.dtype, budget=budget)
