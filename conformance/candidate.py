@@ -31,8 +31,9 @@ class CandidateError(Exception):
     """The code under test raised, returned something unusable, or died.
 
     `stage` is what the suite asked for (build, load, forward, backward, ...),
-    `exc_type` the exception's class name, `reason` a short status word
-    (raised, interface, timeout, crashed, memory) for the report.
+    `exc_type` the exception's class name, `reason` a short status word for
+    the report: raised, interface, mapping (weights cannot be copied in),
+    timeout, crashed, memory, or not_run (an isolated worker gave up earlier).
     """
 
     def __init__(self, stage, exc_type, message, reason="raised"):
@@ -47,6 +48,8 @@ class CandidateError(Exception):
             return f"{self.stage}() {self.message}"
         if self.reason in ("timeout", "crashed", "memory"):
             return f"the implementation {self.message} during {self.stage}()"
+        if self.reason == "not_run":
+            return f"{self.stage}() was not run: {self.message}"
         return f"the implementation raised {self.exc_type} during {self.stage}(): {self.message}"
 
 

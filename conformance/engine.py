@@ -115,6 +115,8 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
         flaky = isinstance(exc, Flaky)
         if isinstance(found, ClauseViolation):
             outcome = Outcome(p, "failed", found.clauses, found.message, found.expected, found.observed)
+        elif isinstance(found, CandidateError) and found.reason == "not_run":
+            outcome = Outcome(p, "not_checked", message=f"not checked: {found.message}")
         elif isinstance(found, CandidateError) and found.reason == "mapping":
             outcome = Outcome(p, "not_checked", message=f"not checked: the canonical weights cannot be transferred (IFACE-8): {found.message}")
         elif isinstance(found, CandidateError):
