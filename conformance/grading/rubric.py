@@ -27,6 +27,10 @@ class RubricError(Exception):
     """The rubric file is missing or invalid (a usage error, exit code 2)."""
 
 
+# the device probe is not offered to untrusted workers (RemoteCandidate.device_probe)
+NOT_JUDGED_IN_GRADING = {"SHAPE-6"}
+
+
 def _merge(base, over):
     out = dict(base)
     for key, value in over.items():
@@ -68,7 +72,7 @@ class Rubric:
         """Clause IDs this rubric grades for `kind`, in spec order."""
         from ..properties import properties_for
 
-        judged = {c for p in properties_for(kind) for c in p.clauses}
+        judged = {c for p in properties_for(kind) for c in p.clauses} - NOT_JUDGED_IN_GRADING
         if self.only:
             judged = {c for c in judged if any(fnmatch.fnmatchcase(c, pat.upper()) for pat in self.only)}
         return [c.id for c in spec.all_clauses() if c.id in judged]
