@@ -41,17 +41,16 @@ MISTAKES = {
 }
 
 
-def mistaken_attention(cfg, w, x, mistake=None, dtype=np.float64):
-    """The book's attention for `cfg` with canonical weights `w`, optionally with one mistake."""
-    x = np.asarray(x, dtype)
-    w = {key: np.asarray(value, dtype) for key, value in w.items()}
+def mistaken_attention(cfg, w, x, mistake=None):
+    """The book's attention for `cfg` with canonical weights `w` (float64), optionally with one mistake."""
+    x = np.asarray(x, np.float64)
     unbatched = x.ndim == 2
     if unbatched:
         x = x[None]
     b, T, d_in = x.shape
     m = mistake or ""
     if cfg.kind == "simplified_self_attention":
-        Wq = Wk = Wv = np.eye(d_in, dtype=dtype)
+        Wq = Wk = Wv = np.eye(d_in)
         bq = bk = bv = None
     else:
         Wq, Wk, Wv = w["W_query"], w["W_key"], w["W_value"]
@@ -92,9 +91,8 @@ def mistaken_attention(cfg, w, x, mistake=None, dtype=np.float64):
         "scale:half": hd / 2,
         "scale:num_tokens": math.sqrt(T),
     }.get(m, math.sqrt(hd))
-    scale = dtype(scale)
     if cfg.kind == "simplified_self_attention" and not m.startswith("scale:"):
-        scale = dtype(1.0)
+        scale = 1.0
     i, j = np.indices((T, T))
     future = j > i
     if m == "mask:diagonal":
@@ -117,7 +115,7 @@ def mistaken_attention(cfg, w, x, mistake=None, dtype=np.float64):
     if causal and m == "mask:no_renorm":
         weights = np.where(future, 0.0, weights)
     if m == "scale:after_softmax":
-        weights = weights / dtype(math.sqrt(hd))
+        weights = weights / math.sqrt(hd)
     context = weights @ v  # (b, H, T, hd)
     if m == "heads:reversed":
         context = context[:, ::-1]
@@ -126,7 +124,7 @@ def mistaken_attention(cfg, w, x, mistake=None, dtype=np.float64):
     else:
         merged = context.transpose(0, 2, 1, 3).reshape(b, T, width)
     if cfg.kind == "MultiHeadAttention" and m != "out:missing":
-        merged = merged @ w["W_out"].T + (dtype(0.0) if m == "out:no_bias" else w["b_out"])
+        merged = merged @ w["W_out"].T + (0.0 if m == "out:no_bias" else w["b_out"])
     return merged[0] if unbatched else merged
 
 

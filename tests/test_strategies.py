@@ -2,7 +2,7 @@
 
 import pytest
 from hypothesis import find, settings
-from hypothesis.errors import InvalidArgument
+from hypothesis.errors import InvalidArgument, NoSuchExample
 
 from attnspec import strategies
 
@@ -36,7 +36,7 @@ def test_multihead_cases_reach_every_corner(condition):
 
 def test_square_only_keeps_d_in_equal_to_d_out():
     find(strategies.configs("MultiHeadAttention", square_only=True), lambda c: c.num_heads > 1, settings=FIND)
-    with pytest.raises(Exception):
+    with pytest.raises(NoSuchExample):
         find(strategies.configs("MultiHeadAttention", square_only=True), lambda c: c.d_in != c.d_out, settings=settings(database=None, max_examples=300))
 
 

@@ -146,7 +146,7 @@ def junit(records):
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for cls in r.get("classes", []):
             by_id = {c["id"]: c for c in _clauses(cls)}
-            for cid, (got, most) in cls["points"].items():
+            for cid in cls["points"]:
                 c = by_id.get(cid, {"status": "not_checked", "title": "", "message": cls.get("detail", "")})
                 case = ET.SubElement(suite, "testcase", classname=f"{r['submission']['id']}.{cls['kind']}",
                                      name=f"{cid} {c.get('title', '')}".strip())
@@ -183,7 +183,7 @@ def missed_clauses(records):
             if cls["status"] == "missing":
                 continue
             status = {c["id"]: c["status"] for c in _clauses(cls)}
-            for cid, (got, most) in cls["points"].items():
+            for cid in cls["points"]:
                 key = (cid, cls["kind"])
                 missed, seen = tally.get(key, (0, 0))
                 tally[key] = (missed + (status.get(cid) != "passed"), seen + 1)

@@ -32,7 +32,7 @@ def input_gradient_matches_the_oracle(ctx):
     grad = ctx.cand.backward(handle, x, g).grad_x
     ref = ctx.reference_backward(cfg, w, x, g)
     h = 1e-6
-    for k in range(2):
+    for _direction in range(2):
         u = rng.standard_normal(x.shape)
         exact = (np.sum(g * ctx.oracle(cfg, w, x + h * u)) - np.sum(g * ctx.oracle(cfg, w, x - h * u))) / (2 * h)
         got, base = float(np.sum(grad * u)), float(np.sum(ref * u))
