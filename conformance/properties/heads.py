@@ -44,6 +44,8 @@ def _head_slices(cfg, w, h):
 @prop(clauses={"MultiHeadAttention": ("HEAD-8",), "MultiHeadAttentionWrapper": ("HEAD-1",)}, kinds=("MultiHeadAttention", "MultiHeadAttentionWrapper"), needs=("call", "weights"))
 def heads_split_into_independent_single_heads(ctx):
     """H heads equal H one-head modules on the weight slices, concatenated in order (then out_proj)."""
+    if ctx.info.get("square_only") and ctx.kind == "MultiHeadAttention":
+        ctx.not_applicable("the layout needs d_in == d_out, so one-head modules of size head_dim cannot be built")
     case = ctx.case()
     cfg = case.cfg
     if cfg.num_heads < 2:
