@@ -24,6 +24,7 @@ from hypothesis.errors import Flaky, HypothesisException
 from . import clauses as spec
 from .assertions import ClauseViolation
 from .candidate import CandidateError, LocalCandidate
+from .config import CAUSAL_KINDS
 from .context import Context, NotApplicable
 from .properties import properties_for
 from .results import ClauseResult, Result, environment, verdict_of
@@ -83,6 +84,29 @@ def _first_violation(exc):
     return None
 
 
+def _crash_clauses(p, candidate, notes, error):
+    """The clause a crash violates: CAUSAL-5 when the same module works at full length."""
+    case = (notes or {}).get("case")
+    if error.reason != "raised" or not isinstance(case, dict):
+        return p.clauses[:1]
+    cfg_d = case["config"]
+    if case["num_tokens"] >= cfg_d["context_length"] or cfg_d["kind"] not in CAUSAL_KINDS:
+        return p.clauses[:1]
+    from .config import Config
+    import numpy as np
+
+    cfg = Config(**cfg_d)
+    try:
+        handle = candidate.build(cfg, dtype=case["dtype"])
+        try:
+            candidate.forward(handle, np.zeros((case["batch"], cfg.context_length, cfg.d_in)))
+        finally:
+            candidate.release(handle)
+    except CandidateError:
+        return p.clauses[:1]
+    return ("CAUSAL-5",)
+
+
 def run_property(p, candidate, info, kind, profile="default", seed=0):
     """Run one property as a seeded hypothesis test; return its Outcome."""
     state = {"notes": None, "calls": 0, "skipped": 0, "skip_reason": "", "reached": {}}
@@ -120,7 +144,7 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
         elif isinstance(found, CandidateError) and found.reason == "mapping":
             outcome = Outcome(p, "not_checked", message=f"not checked: the canonical weights cannot be transferred (IFACE-8): {found.message}")
         elif isinstance(found, CandidateError):
-            outcome = Outcome(p, "failed", p.clauses[:1], found.plain())
+            outcome = Outcome(p, "failed", _crash_clauses(p, candidate, state["notes"], found), found.plain())
         else:
             outcome = Outcome(p, "failed", p.clauses[:1], "the implementation behaves differently on the same input")
         if flaky:

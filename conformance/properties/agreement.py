@@ -27,10 +27,7 @@ def output_agrees_with_the_oracle(ctx):
     dtype = ctx.draw(st.sampled_from(dtypes), label="dtype")
     case = ctx.case(dtype=dtype)
     cfg = case.cfg
-    if cfg.kind == "simplified_self_attention":
-        handle, w = ctx.build(cfg, dtype), {}
-    else:
-        handle, w = ctx.build_loaded(case)
+    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
     y = ctx.forward(handle, x).y
     golden = ctx.oracle(cfg, w, x)

@@ -3,6 +3,7 @@
 import numpy as np
 from hypothesis import strategies as st
 
+from .. import tolerance, weights
 from ..assertions import ClauseViolation
 from ..candidate import CandidateError
 from ..config import CAUSAL_KINDS
@@ -55,6 +56,32 @@ def no_gradient_flows_from_the_future(ctx):
             "information flows backwards from the future",
             expected="0", observed=f"{future.max():.3g}", positions=pos,
         )
+
+
+@prop(clauses=("CAUSAL-2",), kinds=CAUSAL_KINDS, examples=0.6, needs=("call", "weights"))
+def every_visible_token_takes_part(ctx):
+    """Under uniform attention, changing token j changes the output at every position i >= j."""
+    case = ctx.case(min_tokens=2)
+    j = ctx.draw(st.integers(0, case.num_tokens - 1), label="j")
+    handle = ctx.build(case.cfg)
+    ctx.load(handle, weights.zero_query_weights(case.cfg, case.rng(13), case.dtype))
+    x = ctx.inputs(case)
+    x2 = x.copy()
+    x2[:, j] = x[:, j] + 1.0 + case.rng(14).standard_normal(x[:, j].shape)
+    y, y2 = ctx.forward(handle, x).y, ctx.forward(handle, x2).y
+    tol = tolerance.metamorphic_tolerance(np.concatenate([y.ravel(), y2.ravel()]), case.dtype)
+    change = np.abs(y2 - y).max(axis=(0, 2))
+    for i in range(j, case.num_tokens):
+        if not np.isfinite(change[i]):
+            raise ClauseViolation(("CAUSAL-2",), f"the output at position {i} is not finite under uniform attention: a row has no visible key (is the diagonal masked?)")
+        if change[i] <= tol:
+            who = "itself" if i == j else f"token {j}"
+            raise ClauseViolation(
+                ("CAUSAL-2",),
+                f"the output at position {i} did not change when token {j} changed: position {i} does not attend to {who}"
+                + (" (the diagonal is masked)" if i == j else " (tokens are not mixed: are heads and tokens swapped?)"),
+                positions=[i],
+            )
 
 
 @prop(clauses=("CAUSAL-7", "CAUSAL-5", "NUM-4"), kinds=CAUSAL_KINDS)

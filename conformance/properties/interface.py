@@ -19,8 +19,13 @@ BOOK_SIGNATURES = {
 
 @prop(clauses=("IFACE-2",), kinds=KINDS, gate="call", examples=0.12)
 def returns_a_plain_tensor(ctx):
-    """forward(x) takes one tensor and returns a plain torch.Tensor."""
-    case = ctx.case(max_context=3, max_heads=2, max_head_dim=2, max_d_in=3, max_batch=1, full_length=True, qkv_bias=(False,))
+    """forward(x) takes one tensor and returns a plain torch.Tensor.
+
+    The gate uses the most ordinary configuration (d_in == d_out, one head,
+    num_tokens == context_length, batch 1): a module that fails even there
+    cannot be judged on anything else.
+    """
+    case = ctx.case(max_context=3, max_heads=1, max_head_dim=3, max_batch=1, full_length=True, qkv_bias=(False,), square_only=True)
     try:
         handle = ctx.build(case.cfg)
         ctx.forward(handle, ctx.inputs(case))
@@ -51,7 +56,7 @@ def _parameters(signature):
     return out
 
 
-@prop(clauses=("IFACE-1",), kinds=KINDS, examples=0.04)
+@prop(clauses=("IFACE-1",), kinds=KINDS, examples=0.04, needs=())
 def constructor_signature_matches_the_book(ctx):
     """The book's class keeps the book's constructor signature."""
     sig = ctx.info.get("signature")
@@ -74,6 +79,8 @@ def input_is_not_modified(ctx):
     handle = ctx.build(case.cfg)
     x = ctx.inputs(case)
     out = ctx.forward(handle, x, return_input=True)
+    if out.x_after.shape != x.shape:
+        raise ClauseViolation(("IFACE-3",), f"the input tensor changed shape in place from {x.shape} to {out.x_after.shape} (an in-place unsqueeze_, view_ or resize_?)")
     changed = np.abs(out.x_after - x)
     if np.any(changed > 0) or np.any(np.isnan(out.x_after)):
         pos = [int(i) for i in np.argwhere(~(changed == 0))[0]]

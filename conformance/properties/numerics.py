@@ -58,10 +58,7 @@ def half_precision_keeps_dtype_and_accuracy(ctx):
         ctx.not_applicable(f"{dtype} is not among the dtypes the adapter declares")
     case = ctx.case(dtype=dtype, max_context=6)
     cfg = case.cfg
-    if cfg.kind == "simplified_self_attention":
-        handle, w = ctx.build(cfg, dtype), {}
-    else:
-        handle, w = ctx.build_loaded(case)
+    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
     out = ctx.forward(handle, x)
     assert_dtype(("NUM-5",), "the output", out.dtype, dtype)
