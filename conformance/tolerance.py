@@ -53,3 +53,16 @@ def metamorphic_tolerance(y, dtype):
     finite = np.asarray(y)[np.isfinite(y)]
     scale = max(1.0, float(np.max(np.abs(finite), initial=0.0)))
     return METAMORPHIC_FACTOR * eps(dtype) * scale
+
+
+def gradient_floor(reference_grad, direction, dtype):
+    """IFACE-7's floor for a directional derivative: sqrt(eps) * |grad| * |u|.
+
+    Fused kernels compute the softmax backward as P * (dP - D) with D summed
+    separately, so a gradient that is exactly zero in exact arithmetic (one
+    visible key, say) comes back as cancellation noise scaled by |q| and |k|.
+    The square root of eps leaves room for that and still sees a detached
+    weight or a stale cache, which change gradients by O(1).
+    """
+    norm = float(np.linalg.norm(np.ravel(reference_grad)) * np.linalg.norm(np.ravel(direction)))
+    return float(np.sqrt(eps(dtype))) * max(1.0, norm)

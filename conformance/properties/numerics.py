@@ -36,9 +36,7 @@ def input_gradient_matches_the_oracle(ctx):
         u = rng.standard_normal(x.shape)
         exact = (np.sum(g * ctx.oracle(cfg, w, x + h * u)) - np.sum(g * ctx.oracle(cfg, w, x - h * u))) / (2 * h)
         got, base = float(np.sum(grad * u)), float(np.sum(ref * u))
-        # the floor scales with the sum of |terms| of the dot product: its condition
-        floor = tolerance.FLOOR_ULPS * tolerance.eps(case.dtype) * max(1.0, float(np.sum(np.abs(ref * u))))
-        allowed = tolerance.K * abs(base - exact) + floor
+        allowed = tolerance.K * abs(base - exact) + tolerance.gradient_floor(ref, u, case.dtype)
         if not np.isfinite(got) or abs(got - exact) > allowed:
             raise ClauseViolation(
                 ("IFACE-7",),
