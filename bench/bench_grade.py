@@ -5,8 +5,13 @@ with the causal mask or the scaling removed) to a temporary folder, grades
 them in one batch (sandboxed workers forked from the zygote, a small rubric),
 and prints the cost per submission next to the cost of `python -c "import
 torch"` measured in the same run.  The goal is a ratio under 1: isolation
-must not cost a torch import per submission.  Run: python bench/bench_grade.py
+must not cost a torch import per submission.
+
+    python bench/bench_grade.py            # isolation overhead: 3 clauses, quick profile
+    python bench/bench_grade.py --full -n 10   # the default rubric's MultiHeadAttention clauses
 """
+
+import argparse
 
 import inspect
 import os
@@ -23,12 +28,12 @@ MASK = "attn_scores.masked_fill_(mask_bool, -torch.inf)"
 SCALE = "attn_scores / keys.shape[-1] ** 0.5"
 
 
-def submissions(folder):
+def submissions(folder, n):
     source = "import torch\nimport torch.nn as nn\n\n\n" + inspect.getsource(multihead.MultiHeadAttention)
     variants = [source, source.replace(MASK, "pass"), source.replace(SCALE, "attn_scores")]
     assert all(v != source for v in variants[1:]), "the reference changed: update the mutations"
     paths = []
-    for i in range(N):
+    for i in range(n):
         path = os.path.join(folder, f"student{i:02d}.py")
         with open(path, "w") as fh:
             fh.write(variants[i % len(variants)] + f"\n# student {i}\n")
@@ -43,18 +48,26 @@ def import_torch_seconds():
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=N, help="submissions to grade")
+    parser.add_argument("--full", action="store_true", help="every clause of the default rubric for MultiHeadAttention")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
-        subs = grade.discover(submissions(tmp))
-        rub = rubric.load(None, profile="quick")
-        rub = rubric.Rubric({**rub.data, "classes": ["MultiHeadAttention"], "only": ["IFACE-2", "SHAPE-4", "CAUSAL-1"]})
+        subs = grade.discover(submissions(tmp, args.n))
+        if args.full:
+            rub = rubric.load(None)
+            rub = rubric.Rubric({**rub.data, "classes": ["MultiHeadAttention"]})
+        else:
+            rub = rubric.load(None, profile="quick")
+            rub = rubric.Rubric({**rub.data, "classes": ["MultiHeadAttention"], "only": ["IFACE-2", "SHAPE-4", "CAUSAL-1"]})
         torch_s = import_torch_seconds()
         start = time.perf_counter()
         records = grade.grade_batch(subs, rub, os.path.join(tmp, "out"))
-        per = (time.perf_counter() - start) / N
+        per = (time.perf_counter() - start) / args.n
         iso = records[0]["isolation"] or {}
         scores = sorted({r["score"] for r in records})
-    print(f"submissions graded      {N} (scores seen: {scores})")
+    print(f"submissions graded      {args.n} (scores seen: {scores}; rubric: {'default, every clause' if args.full else '3 clauses, quick'})")
     print(f"isolation               network: {iso.get('network')}; uid: {iso.get('uid')}")
     print(f"seconds per submission  {per:.3f}")
     print(f'python -c "import torch" {torch_s:.3f}')
