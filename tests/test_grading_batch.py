@@ -82,6 +82,11 @@ def test_no_hostile_submission_gets_marks_it_did_not_earn(batch):
             assert float(row["score"]) <= buggy, (sid, row)
 
 
+def _passed(record):
+    """Clause IDs that earned points in a record."""
+    return {cid for cls in record.get("classes", []) for cid, (got, _) in cls["points"].items() if got > 0}
+
+
 @pytest.mark.parametrize("sid, status", [
     ("h_segfault", "crashed: signal 11"),
     ("h_infinite_loop", "timeout"),
@@ -96,7 +101,12 @@ def test_no_hostile_submission_gets_marks_it_did_not_earn(batch):
 def test_misbehaviour_gets_a_clear_status_and_no_credit(batch, sid, status):
     _, records, rows, _ = batch
     assert rows[sid]["status"] == status, records[sid]["detail"]
-    assert float(rows[sid]["score"]) == 0
+    if status == "flagged":  # delegating to the suite or the book earns nothing at all
+        assert float(rows[sid]["score"]) == 0
+        return
+    # only the constructor signature (IFACE-1, read without running the code) can be earned
+    assert float(rows[sid]["score"]) <= 1, _passed(records[sid])
+    assert _passed(records[sid]) <= {"IFACE-1"}
 
 
 def test_the_book_package_import_attempt_is_flagged_although_not_installed(batch):
@@ -110,7 +120,7 @@ def test_interface_lies_score_nothing(batch):
     for sid in ("h_tensor_subclass", "h_tuple_return"):
         cls = records[sid]["classes"][0]
         iface = next(c for c in cls["result"]["clauses"] if c["id"] == "IFACE-2")
-        assert iface["status"] == "failed" and cls["score"] == 0
+        assert iface["status"] == "failed" and _passed(records[sid]) <= {"IFACE-1"}
 
 
 def test_patched_comparisons_and_global_state_change_nothing(batch):

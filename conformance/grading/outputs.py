@@ -146,7 +146,7 @@ def junit(records):
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for cls in r.get("classes", []):
             by_id = {c["id"]: c for c in _clauses(cls)}
-            for cid in cls["points"]:
+            for cid, (got, most) in cls["points"].items():
                 c = by_id.get(cid, {"status": "not_checked", "title": "", "message": cls.get("detail", "")})
                 case = ET.SubElement(suite, "testcase", classname=f"{r['submission']['id']}.{cls['kind']}",
                                      name=f"{cid} {c.get('title', '')}".strip())
