@@ -83,3 +83,14 @@ def test_parameter_counts_of_the_reference_follow_the_formulas(kind, data):
 
     built = BookAdapter(module, kind).build(cfg)
     assert sum(p.numel() for p in built.parameters()) == book_parameter_count(cfg) == oracle.parameter_count(kind, cfg.d_in, cfg.d_out, cfg.num_heads, cfg.qkv_bias)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_rounding_to_a_dtype_matches_torchs_conversion(dtype):
+    """The suite rounds weights and inputs exactly as the candidate's torch.from_numpy(x).to(dtype) does."""
+    from attnspec.candidate import DTYPES
+    from attnspec.weights import round_to
+
+    a = np.random.default_rng(0).standard_normal(50_000) * 300
+    expected = torch.from_numpy(a).to(DTYPES[dtype]).to(torch.float64).numpy()
+    assert np.array_equal(round_to(a, dtype), expected)
