@@ -71,6 +71,8 @@ class Outcome:
     examples: int = 0
     reached: dict = field(default_factory=dict)
     duration_s: float = 0.0
+    crash: str = ""  # the exception type, when the implementation raised
+
 
 
 def _first_violation(exc):
@@ -139,12 +141,14 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
         flaky = isinstance(exc, Flaky)
         if isinstance(found, ClauseViolation):
             outcome = Outcome(p, "failed", found.clauses, found.message, found.expected, found.observed)
+            outcome.crash = getattr(found, "crash", "")
         elif isinstance(found, CandidateError) and found.reason == "not_run":
             outcome = Outcome(p, "not_checked", message=f"not checked: {found.message}")
         elif isinstance(found, CandidateError) and found.reason == "mapping":
             outcome = Outcome(p, "not_checked", message=f"not checked: the canonical weights cannot be transferred (IFACE-8): {found.message}")
         elif isinstance(found, CandidateError):
             outcome = Outcome(p, "failed", _crash_clauses(p, candidate, state["notes"], found), found.plain())
+            outcome.crash = found.exc_type
         else:
             outcome = Outcome(p, "failed", p.clauses[:1], "the implementation behaves differently on the same input")
         if flaky:
@@ -159,6 +163,22 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
     outcome.reached = state["reached"]
     outcome.duration_s = time.perf_counter() - start
     return outcome
+
+
+def _one_report_per_crash(outcomes):
+    """A module that raises on some input shapes is reported once, under the shape clause.
+
+    Every other property that then fails only because the same call raises the
+    same exception is not_checked, not a pile of unrelated-looking failures.
+    """
+    shown = {o.crash: o for o in outcomes if o.crash and o.prop.name == "output_has_the_specified_shape"}
+    result = []
+    for o in outcomes:
+        first = shown.get(o.crash) if o.crash else None
+        if first is not None and o is not first and o.status == "failed":
+            o = Outcome(o.prop, "not_checked", message=f"not judged: the implementation raises {o.crash} here too; see {', '.join(first.clauses)}", examples=o.examples, reached=o.reached, duration_s=o.duration_s)
+        result.append(o)
+    return result
 
 
 def _reproduce(target, profile, seed, clause_id):
@@ -243,6 +263,7 @@ def _check_candidate(candidate, *, target, kind, profile, seed, only):
         outcomes.append(o)
         if p.gate and o.status in ("failed", "error"):
             failed_gates[p.gate] = o
+    outcomes = _one_report_per_crash(outcomes)
     clause_results = fold(outcomes, kind, target, profile, seed)
     if wanted is not None:
         clause_results = [c for c in clause_results if c.id in wanted]
