@@ -463,7 +463,7 @@ def run_selftest(zoo_dir, gallery_dir, seeds=(0,), profile="default", jobs=1, *,
         return job, r
 
     with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
-        for (e, s), r in pool.map(one, jobs_list):
+        for (e, _seed), r in pool.map(one, jobs_list):
             runs.setdefault(e.path, []).append(r)
     reports = [EntryReport(e, sorted(runs.get(e.path, []), key=lambda r: r.seed)).judge() for e in entries]
     return SelfTestReport(
