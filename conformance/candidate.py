@@ -53,6 +53,10 @@ class CandidateError(Exception):
         return f"the implementation raised {self.exc_type} during {self.stage}(): {self.message}"
 
 
+class WrongShape(Exception):
+    """The output's shape is not the one the spec requires for the input (SHAPE-3)."""
+
+
 @dataclass
 class Forward:
     y: np.ndarray  # float64 copy of the output (float32 precision for half dtypes)
@@ -236,6 +240,8 @@ class LocalCandidate(Candidate):
 
         def run():
             out = self._output(self.adapter.forward(module, xt), "forward")
+            if tuple(out.shape) != tuple(np.shape(grad_out)):
+                raise WrongShape(f"returned shape {tuple(out.shape)} for an input of shape {tuple(xt.shape)}; the spec requires {tuple(np.shape(grad_out))}")
             g = torch.from_numpy(np.asarray(grad_out, dtype=np.float64)).to(out.dtype)
             (out * g).sum().backward()
             return out

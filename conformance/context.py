@@ -65,6 +65,7 @@ class Context:
         self.reached = set()
         self.skipped = None
         self._handles = []
+        self._configs = {}
 
     # -- drawing -----------------------------------------------------------
     def draw(self, strategy, label):
@@ -103,6 +104,7 @@ class Context:
     def build(self, cfg, dtype=None, seed=0):
         handle = self.cand.build(cfg, dtype=dtype or self.default_dtype, seed=seed)
         self._handles.append(handle)
+        self._configs[handle] = cfg
         return handle
 
     def load(self, handle, w):
@@ -122,7 +124,14 @@ class Context:
         return weights.inputs(case.input_shape, case.rng(salt), dtype or case.dtype, case.scale if scale is None else scale)
 
     def forward(self, handle, x, **kw):
-        return self.cand.forward(handle, x, **kw)
+        """The candidate's output; one of the wrong shape is reported as such, once (SHAPE-3)."""
+        out = self.cand.forward(handle, x, **kw)
+        cfg = self._configs.get(handle)
+        if cfg is not None:
+            want = tuple(np.shape(x)[:-1]) + (cfg.out_features,)
+            if tuple(out.y.shape) != want:
+                raise CandidateError("forward", "WrongShape", f"returned shape {tuple(out.y.shape)} for an input of shape {tuple(np.shape(x))}; the spec requires {want}")
+        return out
 
     def release_all(self):
         for h in self._handles:

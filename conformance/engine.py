@@ -16,6 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -24,7 +25,7 @@ from hypothesis.errors import Flaky, HypothesisException
 from . import clauses as spec
 from .assertions import ClauseViolation
 from .candidate import CandidateError, LocalCandidate
-from .config import CAUSAL_KINDS
+from .config import CAUSAL_KINDS, Config
 from .context import Context, NotApplicable
 from .properties import properties_for
 from .results import ClauseResult, Result, environment, verdict_of
@@ -74,7 +75,6 @@ class Outcome:
     crash: str = ""  # the exception type, when the implementation raised
 
 
-
 def _first_violation(exc):
     """The ClauseViolation or CandidateError inside a (Flaky) exception group, if any."""
     if isinstance(exc, (ClauseViolation, CandidateError)):
@@ -94,9 +94,6 @@ def _crash_clauses(p, candidate, notes, error):
     cfg_d = case["config"]
     if case["num_tokens"] >= cfg_d["context_length"] or cfg_d["kind"] not in CAUSAL_KINDS:
         return p.clauses[:1]
-    from .config import Config
-    import numpy as np
-
     cfg = Config(**cfg_d)
     try:
         handle = candidate.build(cfg, dtype=case["dtype"])

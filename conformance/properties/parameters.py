@@ -42,7 +42,7 @@ def parameter_count_follows_the_formula(ctx):
     if got != want:
         clauses = (FORMULA_CLAUSE[cfg.kind],)
         hint = ""
-        if cfg.kind == "MultiHeadAttentionWrapper" and cfg.num_heads > 1 and want % got == 0 and want // got == cfg.num_heads:
+        if cfg.kind == "MultiHeadAttentionWrapper" and cfg.num_heads > 1 and got and want == got * cfg.num_heads:
             clauses += ("HEAD-2",)
             hint = ": the heads share one module ([module] * num_heads)"
         elif got < want and cfg.qkv_bias and want - got == 3 * cfg.projection_width:

@@ -47,6 +47,10 @@ def output_has_the_specified_shape(ctx):
         other = _ordinary(case)
         shape2, error2 = _call(ctx, other)
         only_degenerate = error2 is None and shape2 == expected_shape(other)
+    if error is not None and error.exc_type == "WrongShape":
+        violation = ClauseViolation(("SHAPE-4",) if only_degenerate else (layout, "SHAPE-3"), f"the module {error.message}")
+        violation.crash = error.exc_type
+        raise violation
     if error is not None:
         cited = ("SHAPE-4",) if only_degenerate else (layout,)
         if case.cfg.causal and case.num_tokens < case.cfg.context_length:
