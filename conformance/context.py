@@ -37,6 +37,19 @@ def _cases(kind, options):
     return strategies.cases(kind, **dict(options))
 
 
+def runs_at_full_length(candidate, cfg, batch, dtype):
+    """Whether `cfg` can be built and called with num_tokens == context_length (CAUSAL-5)."""
+    try:
+        handle = candidate.build(cfg, dtype=dtype)
+        try:
+            candidate.forward(handle, np.zeros((batch, cfg.context_length, cfg.d_in)))
+        finally:
+            candidate.release(handle)
+    except CandidateError:
+        return False
+    return True
+
+
 def conditions(case):
     """The corner conditions a case reaches, for the generator-reach report."""
     cfg = case.cfg
@@ -63,7 +76,6 @@ class Context:
         self.kind = kind
         self.notes = {}
         self.reached = set()
-        self.skipped = None
         self._handles = []
         self._configs = {}
 
@@ -183,7 +195,7 @@ class Context:
         ref = reference_candidate(cfg.kind)
         h = ref.build(cfg, dtype=dtype)
         try:
-            ref.load(h, {k: weights.round_to(v, dtype) for k, v in w.items()})
+            ref.load(h, weights.round_to_all(w, dtype))
             return ref.backward(h, weights.round_to(x, dtype), grad_out).grad_x
         finally:
             ref.release(h)

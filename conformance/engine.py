@@ -16,7 +16,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
@@ -26,7 +25,7 @@ from . import clauses as spec
 from .assertions import ClauseViolation
 from .candidate import CandidateError, LocalCandidate
 from .config import CAUSAL_KINDS, Config
-from .context import Context, NotApplicable
+from .context import Context, NotApplicable, runs_at_full_length
 from .properties import properties_for
 from .results import ClauseResult, Result, environment, verdict_of
 
@@ -94,16 +93,9 @@ def _crash_clauses(p, candidate, notes, error):
     cfg_d = case["config"]
     if case["num_tokens"] >= cfg_d["context_length"] or cfg_d["kind"] not in CAUSAL_KINDS:
         return p.clauses[:1]
-    cfg = Config(**cfg_d)
-    try:
-        handle = candidate.build(cfg, dtype=case["dtype"])
-        try:
-            candidate.forward(handle, np.zeros((case["batch"], cfg.context_length, cfg.d_in)))
-        finally:
-            candidate.release(handle)
-    except CandidateError:
-        return p.clauses[:1]
-    return ("CAUSAL-5",)
+    if runs_at_full_length(candidate, Config(**cfg_d), case["batch"], case["dtype"]):
+        return ("CAUSAL-5",)
+    return p.clauses[:1]
 
 
 def run_property(p, candidate, info, kind, profile="default", seed=0):

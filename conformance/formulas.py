@@ -5,13 +5,7 @@ GPT2_SMALL_PARAMETERS = {False: 2_360_064, True: 2_362_368}
 
 
 def book_parameter_count(cfg):
-    projections = 3 * cfg.d_in * cfg.d_out + (3 * cfg.d_out if cfg.qkv_bias else 0)
-    if cfg.kind == "SelfAttention_v1":
-        return 3 * cfg.d_in * cfg.d_out
-    if cfg.kind in ("SelfAttention_v2", "CausalAttention"):
-        return projections
-    if cfg.kind == "MultiHeadAttentionWrapper":
-        return cfg.num_heads * projections
-    if cfg.kind == "MultiHeadAttention":
-        return projections + cfg.d_out * cfg.d_out + cfg.d_out
-    return 0
+    """The spec's count for a configuration; the formulas themselves live beside the oracle."""
+    from attnspec.reference.oracle import parameter_count
+
+    return parameter_count(cfg.kind, cfg.d_in, cfg.d_out, cfg.num_heads, cfg.qkv_bias)

@@ -11,6 +11,7 @@ minimises the shapes and the counterexample stays small and replayable.
 Arguments are validated once, with an error that says how to fix the call.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,9 @@ class Case:
         if self.cfg.batched:
             return (self.batch, self.num_tokens, self.cfg.d_in)
         return (self.num_tokens, self.cfg.d_in)
+
+    def with_(self, **changes):
+        return dataclasses.replace(self, **changes)
 
     def rng(self, salt=0):
         return np.random.default_rng([self.seed, salt])

@@ -34,7 +34,7 @@ def canonical_weights(cfg, rng, dtype="float32", sharpness=2.0):
     if cfg.kind == "MultiHeadAttention":
         w["W_out"] = rng.standard_normal((cfg.d_out, cfg.d_out)) / np.sqrt(cfg.d_out)
         w["b_out"] = rng.standard_normal(cfg.d_out) * 0.5
-    return {k: round_to(v, dtype) for k, v in w.items()}
+    return round_to_all(w, dtype)
 
 
 def inputs(shape, rng, dtype="float32", scale=1.0):
@@ -78,7 +78,7 @@ def zero_query_weights(cfg, rng, dtype="float32"):
     if cfg.qkv_bias:
         w["b_query"] = np.zeros_like(w["b_query"])
         w["b_key"] = np.zeros_like(w["b_key"])
-    return {k: round_to(v, dtype) for k, v in w.items()}
+    return round_to_all(w, dtype)
 
 
 def round_to_all(ws, dtype):

@@ -7,21 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnspec import strategies
-from attnspec.adapter import BookAdapter, FunctionAdapter
-from attnspec.candidate import LocalCandidate
+from attnspec.adapter import BookAdapter
 from attnspec.config import KINDS
 from attnspec.diagnosis import mistaken_attention
 from attnspec.reference import masking, oracle
 from attnspec import reference
+from attnspec.context import reference_candidate
 from attnspec.weights import canonical_weights, inputs, oracle_output
 
 SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=True)
-
-
-def reference_candidate(kind):
-    if kind == "simplified_self_attention":
-        return LocalCandidate(FunctionAdapter(reference.simplified_self_attention))
-    return LocalCandidate(BookAdapter(getattr(reference, kind), kind))
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -6,7 +6,7 @@ needs.  `REGISTRY` lists them in the order the engine runs them: gates
 first (if the module cannot be called at all, nothing else is checked).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 REGISTRY = []
 
@@ -20,7 +20,6 @@ class Property:
     examples: float = 1.0  # multiplier of the profile's example budget
     gate: str = ""  # "call" or "weights": failing it makes dependants not_checked
     needs: tuple = ()  # gates this property depends on
-    doc: str = field(default="", compare=False)
 
 
 def prop(*, clauses, kinds, examples=1.0, gate="", needs=("call",)):
@@ -38,7 +37,6 @@ def prop(*, clauses, kinds, examples=1.0, gate="", needs=("call",)):
                     examples=examples,
                     gate=gate,
                     needs=() if gate == "call" else tuple(needs),
-                    doc=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
                 )
             )
         return fn

@@ -127,7 +127,7 @@ def longer_sequences_raise_or_stay_causal(ctx):
     extra = ctx.draw(st.integers(1, 3), label="extra_tokens")
     cfg = case.cfg
     handle, w = ctx.build_loaded(case)
-    long_case = type(case)(**{**case.__dict__, "num_tokens": cfg.context_length + extra})
+    long_case = case.with_(num_tokens=cfg.context_length + extra)
     x = ctx.inputs(long_case)
     declared = ctx.info.get("long_sequences", "either")
     try:

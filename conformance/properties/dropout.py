@@ -70,7 +70,7 @@ def single_token_dropout_has_two_outcomes_per_head(ctx):
     p = ctx.draw(st.sampled_from(P), label="p")
     ctx.reach("training with p > 0")
     cfg = case.cfg.with_(dropout=p)
-    handle, _ = ctx.build_loaded(type(case)(**{**case.__dict__, "cfg": cfg}))
+    handle, _ = ctx.build_loaded(case.with_(cfg=cfg))
     x = ctx.inputs(case)
     eval_y = ctx.forward(handle, x).y
     # 48 copies of batch element 0 in one call: each copy gets its own dropout draw
@@ -107,7 +107,7 @@ def training_mean_equals_eval(ctx):
     p = ctx.draw(st.sampled_from(P), label="p")
     ctx.reach("training with p > 0")
     cfg = case.cfg.with_(dropout=p)
-    handle, _ = ctx.build_loaded(type(case)(**{**case.__dict__, "cfg": cfg}), dtype="float64")
+    handle, _ = ctx.build_loaded(case.with_(cfg=cfg), dtype="float64")
     x = ctx.inputs(case, dtype="float64")
     eval_y = ctx.forward(handle, x).y
     n = 400
@@ -153,7 +153,7 @@ def dropout_masks_act_on_the_attention_weights(ctx):
     p = ctx.draw(st.sampled_from(P), label="p")
     ctx.reach("training with p > 0")
     cfg = case.cfg.with_(dropout=p)
-    dcase = type(case)(**{**case.__dict__, "cfg": cfg})
+    dcase = case.with_(cfg=cfg)
     handle, w = ctx.build_loaded(dcase)
     x = ctx.inputs(case)
     out = ctx.forward(handle, x, train=True, capture_dropout=True)

@@ -49,7 +49,7 @@ def heads_split_into_independent_single_heads(ctx):
     case = ctx.case()
     cfg = case.cfg
     if cfg.num_heads < 2:
-        case = type(case)(**{**case.__dict__, "cfg": cfg.with_(num_heads=2, d_out=2 * cfg.head_dim if cfg.kind == "MultiHeadAttention" else cfg.d_out)})
+        case = case.with_(cfg=cfg.with_(num_heads=2, d_out=2 * cfg.head_dim if cfg.kind == "MultiHeadAttention" else cfg.d_out))
         cfg = case.cfg
         ctx.note(case=case.describe())
     ctx.reach("num_heads > 1")
