@@ -6,7 +6,7 @@ configurations and inputs), `check` (run the properties against a target).
 """
 
 __version__ = "1.0.0"
-SPEC_VERSION = "1.0"
+SPEC_VERSION = "1.1"
 
 from .config import Config, KINDS  # noqa: E402
 from .adapter import Adapter, BookAdapter, FunctionAdapter  # noqa: E402

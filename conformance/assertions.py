@@ -40,6 +40,32 @@ def max_error(actual, expected):
     return float(diff.max(initial=0.0)), (_where(diff) if diff.size else [])
 
 
+def worst_excess(actual, expected, allowed):
+    """(ratio, error, allowed there, position) of the element where |actual - expected| / allowed is largest.
+
+    `allowed` is a scalar or an element-wise array (the error model's bound):
+    a ratio above 1 is a violation.  NaN where a number is expected counts as
+    an infinite error; an allowance of 0 (every term exactly zero) admits only
+    an exact 0.
+    """
+    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
+    allowed = np.broadcast_to(np.asarray(allowed, float), actual.shape)
+    diff = np.abs(actual - expected)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    if not diff.size:
+        return 0.0, 0.0, 0.0, []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / allowed)
+    pos = _where(ratio)
+    at = tuple(pos)
+    return float(ratio[at]), float(diff[at]), float(allowed[at]), pos
+
+
+def within(actual, expected, allowed):
+    """Whether every element of `actual` is within `allowed` of `expected`."""
+    return worst_excess(actual, expected, allowed)[0] <= 1.0
+
+
 def assert_shape(clauses, what, shape, expected):
     if tuple(shape) != tuple(expected):
         raise ClauseViolation(
@@ -71,20 +97,23 @@ def assert_finite(clauses, what, y, batched=True):
 
 
 def assert_close(clauses, what, actual, expected, allowed, batched=True, hint=""):
-    """`actual` within `allowed` (max abs) of `expected`; names the worst position."""
+    """`actual` within `allowed` (a scalar or element-wise bound) of `expected`; names the worst position.
+
+    Returns the worst ratio error / allowed (at most 1 when it passes).
+    """
     actual, expected = np.asarray(actual, float), np.asarray(expected, float)
     if actual.shape != expected.shape:
         assert_shape(clauses, what, actual.shape, expected.shape)
-    err, pos = max_error(actual, expected)
-    if err > allowed:
+    ratio, err, bound, pos = worst_excess(actual, expected, allowed)
+    if ratio > 1.0:
         at = describe_position(pos, batched) if pos else ""
         got = actual[tuple(pos)] if pos else actual
         want = expected[tuple(pos)] if pos else expected
         raise ClauseViolation(
             clauses,
-            (hint + " " if hint else "") + f"{what}: max |error| {err:.3g} at {at} (got {got:.6g}, expected {want:.6g}), allowed {allowed:.3g}",
-            expected=f"{want:.6g} (within {allowed:.3g})",
+            (hint + " " if hint else "") + f"{what}: |error| {err:.3g} at {at} (got {got:.6g}, expected {want:.6g}), allowed {bound:.3g} there",
+            expected=f"{want:.6g} (within {bound:.3g})",
             observed=f"{got:.6g} (error {err:.3g})",
             positions=pos,
         )
-    return err
+    return ratio

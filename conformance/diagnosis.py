@@ -150,19 +150,27 @@ def applicable(cfg):
 
 
 def diagnose(cfg, w, x, y, golden, allowed):
-    """[(mistake, clauses, sentence)] for every mistake the output matches and the truth does not."""
-    from .assertions import max_error
+    """[(mistake, clauses, sentence)] for every mistake the output matches and the truth does not.
+
+    `allowed` is NUM-1's element-wise allowance.  The output matches a mistake
+    when it is within that allowance of the mistaken computation, or a
+    thousand times closer to it than to the oracle (a mistaken algorithm can
+    round more than the correct one: a missing scale sharpens the softmax).
+    """
+    from .assertions import worst_excess
 
     hd = cfg.head_dim if cfg.kind != "simplified_self_attention" else np.shape(x)[-1]
     fields = dict(sd_out=math.sqrt(cfg.d_out), sd_in=math.sqrt(cfg.d_in), shd=math.sqrt(max(hd, 1)), hd=hd)
+    to_truth = worst_excess(y, golden, allowed)[0]
     found = []
     for name in applicable(cfg):
         alt = mistaken_attention(cfg, w, x, name)
         if not np.all(np.isfinite(alt)):
             continue
-        if max_error(alt, golden)[0] <= allowed:
+        if worst_excess(alt, golden, allowed)[0] <= 1.0:
             continue  # indistinguishable from the truth on this example
-        if max_error(y, alt)[0] <= max(allowed, 1e-6 * max(1.0, float(np.abs(alt).max()))):
+        to_alt = worst_excess(y, alt, allowed)[0]
+        if to_alt <= 1.0 or to_alt * 1000 <= to_truth:
             clauses, sentence = MISTAKES[name]
             found.append((name, clauses, sentence.format(**fields)))
     return found

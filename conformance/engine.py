@@ -212,21 +212,22 @@ def fold(outcomes, kind, target, profile, seed):
 
 
 @contextlib.contextmanager
-def one_thread():
-    """The modules under test are tiny: torch's thread pool only adds waiting (5x on a busy machine)."""
+def torch_threads(n=1):
+    """One thread by default: the modules under test are tiny, and torch's pool only adds waiting
+    (5x on a busy machine).  The self-test also runs with 2, as another machine would."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
-def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None):
+def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None, threads=1):
     """Every property for `kind` against `candidate`; gates first, dependants not_checked."""
-    with one_thread():
+    with torch_threads(threads):
         return _check_candidate(candidate, target=target, kind=kind, profile=profile, seed=seed, only=only)
 
 
@@ -275,13 +276,19 @@ def _check_candidate(candidate, *, target, kind, profile, seed, only):
     )
 
 
-def check_target(target, *, kind=None, profile="default", seed=None, only=None):
-    """Load TARGET in this process (trusted code) and check each object found: a list of Results."""
+def check_target(target, *, kind=None, profile="default", seed=None, only=None, emulation="none"):
+    """Load TARGET in this process (trusted code) and check each object found: a list of Results.
+
+    `emulation` runs it as on other hardware (attnspec.emulation): the suite's
+    own tests use it to show verdicts do not depend on the machine.
+    """
+    from .emulation import emulate, threads_for
     from .targets import load_target
 
     if seed is None:
         seed = 0
     results = []
     for label, adapter in load_target(target, kind):
-        results.append(check_candidate(LocalCandidate(adapter), target=label, kind=adapter.kind, profile=profile, seed=seed, only=only))
+        candidate = LocalCandidate(emulate(adapter, emulation))
+        results.append(check_candidate(candidate, target=label, kind=adapter.kind, profile=profile, seed=seed, only=only, threads=threads_for(emulation)))
     return results

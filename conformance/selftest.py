@@ -18,9 +18,14 @@ A file may also set `TARGET = "Name"` (which object to check) and
 TARGET the one top-level definition with a book name is checked, or, when
 there is none, the whole file (its Adapters).
 
-Each target runs in its own process (`python -m attnspec.selftest --worker`),
-so a mutant that crashes or changes global torch state cannot affect the
-others; --jobs runs several at once.  The report gives the kill rate, the
+Verdicts must not depend on the machine, so every gallery entry is also
+checked as on other hardware (`attnspec.emulation`: last-bit noise, 2 torch
+threads, sums in reversed, blocked and float64 order); a false failure under
+any of them counts.  Mutants run as they are (`--mutant-emulations` adds
+others).  Each check runs in its own process, forked from this one after
+torch and the suite are imported (milliseconds, not a fresh interpreter), so
+a mutant that crashes or changes global torch state cannot affect the others;
+--jobs runs several at once.  The report gives the kill rate, the
 false-failure rate, how many mutants each clause kills, and how often the
 generators reached the conditions the clauses need (the engine's `reach`).
 Exit status: 0 when every mutant is killed and every gallery entry accepted,
@@ -31,14 +36,16 @@ import argparse
 import ast
 import importlib.util
 import json
+import multiprocessing
 import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import wait
 
 from .config import KINDS
+from .emulation import EMULATIONS
 
 SUITE_FAULT_MARKERS = ("internal error in the suite", "the suite could not run")
 DEFAULT_TIMEOUT_S = 600
@@ -140,6 +147,11 @@ class Run:
     reach: dict = field(default_factory=dict)
     duration_s: float = 0.0
     detail: str = ""
+    emulation: str = "none"
+
+    @property
+    def label(self):
+        return f"seed {self.seed}" + (f", {self.emulation}" if self.emulation != "none" else "")
 
     def killed_by(self, tagged):
         if self.status != "completed" or "does_not_conform" not in self.verdicts:
@@ -151,9 +163,9 @@ class Run:
         return self.status == "completed" and self.verdicts and all(v == "conforms" for v in self.verdicts)
 
 
-def run_from_results(seed, results, duration_s=0.0):
+def run_from_results(seed, results, duration_s=0.0, emulation="none"):
     """Fold the result dicts of one target (all objects in the file) into a Run."""
-    run = Run(seed=seed, status="completed", duration_s=duration_s)
+    run = Run(seed=seed, status="completed", duration_s=duration_s, emulation=emulation)
     for r in results:
         run.verdicts.append(r.get("verdict"))
         for cid in failed_clauses(r):
@@ -171,59 +183,104 @@ def run_from_results(seed, results, duration_s=0.0):
     return run
 
 
-def check_in_process(entry, seed=0, profile="default", focused=False):
+def check_in_process(entry, seed=0, profile="default", focused=False, emulation="none"):
     """Check `entry` in this process through the API; a Run.  Used by the pytest tests."""
     import attnspec
 
     start = time.perf_counter()
     only = entry.clauses if (focused and entry.role == "mutant") else None
     try:
-        results = attnspec.check(entry.target, profile=profile, seed=seed, only=only)
+        results = attnspec.check(entry.target, profile=profile, seed=seed, only=only, emulation=emulation)
     except Exception as exc:  # the target could not be loaded at all
-        return Run(seed=seed, status="load_error", detail=f"{type(exc).__name__}: {exc}")
-    return run_from_results(seed, [r.to_dict() for r in results], time.perf_counter() - start)
+        return Run(seed=seed, status="load_error", detail=f"{type(exc).__name__}: {exc}", emulation=emulation)
+    return run_from_results(seed, [r.to_dict() for r in results], time.perf_counter() - start, emulation)
 
 
-def check_in_subprocess(entry, seed=0, profile="default", focused=False, timeout_s=DEFAULT_TIMEOUT_S):
-    """Check `entry` in a fresh Python process; a Run (never raises for the target's faults)."""
-    cmd = [sys.executable, "-m", "attnspec.selftest", "--worker", entry.target, "--seed", str(seed), "--profile", profile]
-    if focused and entry.role == "mutant":
-        cmd += ["--only", ",".join(entry.clauses)]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")  # many small tensors, several workers: no oversubscription
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class Job:
+    entry: Entry
+    seed: int
+    emulation: str = "none"
+
+
+def warm_up():
+    """Import everything a check needs, before forking: each child then starts warm.
+
+    No torch computation runs here: a forked child must not inherit a started
+    thread pool.
+    """
+    import attnspec.engine  # noqa: F401
+    import attnspec.reference  # noqa: F401
+    from attnspec.properties import _load
+
+    _load()
+
+
+def _child(conn, job, profile, focused):
+    """In the forked child: check one job, send one dict back, exit."""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-    except subprocess.TimeoutExpired:
-        return Run(seed=seed, status="timeout", duration_s=timeout_s, detail=f"no answer within {timeout_s} s")
-    elapsed = time.perf_counter() - start
-    payload = None
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
+        run = check_in_process(job.entry, job.seed, profile, focused, job.emulation)
+        conn.send(asdict(run))
+    except BaseException as exc:  # noqa: BLE001 - report anything, never hang the parent
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
+def run_forked(jobs_list, profile="default", focused=False, jobs=1, timeout_s=DEFAULT_TIMEOUT_S, progress=None):
+    """Run every Job in a child forked from this process, `jobs` at a time; the Runs, in job order.
+
+    Forking happens from the main thread only, and this process does no
+    torch work, so children never inherit a held lock or a thread pool.
+    """
+    warm_up()
+    context = multiprocessing.get_context("fork")
+    pending = deque(enumerate(jobs_list))
+    running = {}  # connection -> ((index, job), process, start)
+    done = [None] * len(jobs_list)
+
+    def finish(item, run):
+        index, job = item
+        done[index] = run
+        if progress:
+            progress(job.entry, run)
+
+    while pending or running:
+        while pending and len(running) < max(1, int(jobs)):
+            item = pending.popleft()
+            job = item[1]
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_child, args=(sender, job, profile, focused), daemon=True)
+            process.start()
+            sender.close()
+            running[receiver] = (item, process, time.perf_counter())
+        for conn in wait(list(running), timeout=1.0):
+            item, process, started = running.pop(conn)
+            job = item[1]
+            elapsed = time.perf_counter() - started
             try:
-                payload = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            break
-    if payload is None:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return Run(seed=seed, status="crashed", duration_s=elapsed, detail=f"exit {proc.returncode}: " + " | ".join(tail))
-    if payload.get("error"):
-        return Run(seed=seed, status="load_error", duration_s=elapsed, detail=payload["error"])
-    return run_from_results(seed, payload["results"], elapsed)
-
-
-def _worker(target, seed, profile, only):
-    """Child process: check one target, print one JSON line {"results": [...]} or {"error": ...}."""
-    import attnspec
-
-    try:
-        results = attnspec.check(target, profile=profile, seed=seed, only=only or None)
-    except Exception as exc:
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-        return 0
-    print(json.dumps({"results": [r.to_dict() for r in results]}, default=str))
-    return 0
+                payload = conn.recv()
+            except (EOFError, OSError):
+                payload = None
+            conn.close()
+            process.join(timeout=5)
+            if payload is None:
+                code = process.exitcode
+                finish(item, Run(seed=job.seed, status="crashed", duration_s=elapsed, emulation=job.emulation, detail=f"the check process ended with exit code {code}"))
+            elif "error" in payload:
+                finish(item, Run(seed=job.seed, status="crashed", duration_s=elapsed, emulation=job.emulation, detail=payload["error"]))
+            else:
+                finish(item, Run(**payload))
+        now = time.perf_counter()
+        for conn, (item, process, started) in list(running.items()):
+            job = item[1]
+            if now - started > timeout_s:
+                process.kill()
+                process.join()
+                conn.close()
+                del running[conn]
+                finish(item, Run(seed=job.seed, status="timeout", duration_s=timeout_s, emulation=job.emulation, detail=f"no answer within {timeout_s} s"))
+    return done
 
 
 # -- the report ------------------------------------------------------------------
@@ -257,7 +314,7 @@ class EntryReport:
                     other = ", ".join(missed.required_failed) or "no required clause failed"
                     tagged = ", ".join(f"{c} {missed.statuses.get(c, 'absent')}" for c in e.clauses)
                     faults = f"; suite errors: {missed.faults[0]}" if missed.faults else ""
-                    self.reason = f"seed {missed.seed}: {tagged} (failed: {other}){faults}"
+                    self.reason = f"{missed.label}: {tagged} (failed: {other}){faults}"
         else:
             failing = sorted({c for r in runs for c in r.required_failed})
             self.by = failing
@@ -270,9 +327,9 @@ class EntryReport:
                     self.reason = f"{worst.status}: {worst.detail}"
                 elif worst.required_failed:
                     cid = worst.required_failed[0]
-                    self.reason = f"seed {worst.seed}: {cid}: {worst.messages.get(cid, '')}"
+                    self.reason = f"{worst.label}: {cid}: {worst.messages.get(cid, '')}"
                 else:
-                    self.reason = f"seed {worst.seed}: verdict {', '.join(worst.verdicts)}; {'; '.join(worst.faults[:1])}"
+                    self.reason = f"{worst.label}: verdict {', '.join(worst.verdicts)}; {'; '.join(worst.faults[:1])}"
         return self
 
     @property
@@ -292,6 +349,8 @@ class SelfTestReport:
     profile: str
     focused: bool = False
     duration_s: float = 0.0
+    emulations: tuple = ("none",)
+    mutant_emulations: tuple = ("none",)
 
     # -- figures
     def _count(self, items, outcome):
@@ -365,6 +424,8 @@ class SelfTestReport:
             "seeds": list(self.seeds),
             "profile": self.profile,
             "focused": self.focused,
+            "emulations": list(self.emulations),
+            "mutant_emulations": list(self.mutant_emulations),
             "kill_rate": self.kill_rate,
             "false_failure_rate": self.false_failure_rate,
             "mutants": [dict(file=m.entry.name, kind=m.entry.kind, outcome=m.outcome, by=m.by, tagged=m.entry.clauses, failed=m.failed_anywhere, reason=m.reason, runs=[asdict(r) for r in m.runs]) for m in self.mutants],
@@ -376,12 +437,14 @@ class SelfTestReport:
 
     # -- rendering
     def _rows(self):
-        seeds = len(self.seeds)
         mutant_rows = [
-            (m.entry.name, m.entry.kind or "?", m.outcome + (f" {m.kills_in}/{seeds}" if seeds > 1 and m.outcome != "skipped" else ""), ", ".join(m.by) or "-", m.reason)
+            (m.entry.name, m.entry.kind or "?", m.outcome + (f" {m.kills_in}/{len(m.runs)}" if len(m.runs) > 1 else ""), ", ".join(m.by) or "-", m.reason)
             for m in self.mutants
         ]
-        gallery_rows = [(g.entry.name, g.outcome, ", ".join(g.by) or "-", g.reason) for g in self.gallery]
+        gallery_rows = [
+            (g.entry.name, g.outcome + (f" {sum(1 for r in g.runs if r.accepted)}/{len(g.runs)}" if len(g.runs) > 1 else ""), ", ".join(g.by) or "-", g.reason)
+            for g in self.gallery
+        ]
         clause_rows = [(cid, str(k), str(s)) for cid, (k, s) in self.clause_kills().items()]
         reach_rows = [(cond, str(n), str(never)) for cond, (n, never) in self.reach().items()]
         return mutant_rows, gallery_rows, clause_rows, reach_rows
@@ -391,6 +454,7 @@ class SelfTestReport:
         skipped = len(self.mutants) + len(self.gallery) - nm - ng
         lines = [
             f"seeds {','.join(map(str, self.seeds))}, profile {self.profile}{', focused on tagged clauses' if self.focused else ''}, {self.duration_s:.0f} s",
+            f"gallery emulations: {', '.join(self.emulations)}; mutant emulations: {', '.join(self.mutant_emulations)}",
             f"mutants killed: {self.killed}/{nm} (kill rate {100 * self.kill_rate:.1f}%)",
             f"gallery accepted: {ng - len(self.false_failures)}/{ng} (false-failure rate {100 * self.false_failure_rate:.1f}%)",
         ]
@@ -443,29 +507,28 @@ def _markdown(header, rows):
 # -- running everything -------------------------------------------------------------
 
 
-def run_selftest(zoo_dir, gallery_dir, seeds=(0,), profile="default", jobs=1, *, focused=False, timeout_s=DEFAULT_TIMEOUT_S, progress=None):
-    """Check every zoo and gallery file under every seed; a SelfTestReport.
+def run_selftest(zoo_dir, gallery_dir, seeds=(0,), profile="default", jobs=1, *, focused=False, timeout_s=DEFAULT_TIMEOUT_S,
+                 progress=None, emulations=EMULATIONS, mutant_emulations=("none",)):
+    """Check every zoo and gallery file under every seed (and the gallery under every emulation).
 
     `focused` checks each mutant only on the properties that judge its tagged
     clauses (much faster; the per-clause kill table then covers those only).
     `progress`, when given, is called with each finished (Entry, Run).
+    Returns a SelfTestReport.
     """
     start = time.perf_counter()
     entries = discover(zoo_dir, "mutant") + discover(gallery_dir, "gallery")
-    jobs_list = [(e, s) for e in entries if not e.missing for s in seeds]
+    jobs_list = [
+        Job(e, s, how)
+        for e in entries if not e.missing
+        for how in (mutant_emulations if e.role == "mutant" else emulations)
+        for s in seeds
+    ]
+    done = run_forked(jobs_list, profile, focused, jobs, timeout_s, progress)
     runs = {}
-
-    def one(job):
-        e, s = job
-        r = check_in_subprocess(e, s, profile, focused, timeout_s)
-        if progress:
-            progress(e, r)
-        return job, r
-
-    with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
-        for (e, _seed), r in pool.map(one, jobs_list):
-            runs.setdefault(e.path, []).append(r)
-    reports = [EntryReport(e, sorted(runs.get(e.path, []), key=lambda r: r.seed)).judge() for e in entries]
+    for job, run in zip(jobs_list, done):
+        runs.setdefault(job.entry.path, []).append(run)
+    reports = [EntryReport(e, runs.get(e.path, [])).judge() for e in entries]
     return SelfTestReport(
         mutants=[r for r in reports if r.entry.role == "mutant"],
         gallery=[r for r in reports if r.entry.role == "gallery"],
@@ -473,7 +536,17 @@ def run_selftest(zoo_dir, gallery_dir, seeds=(0,), profile="default", jobs=1, *,
         profile=profile,
         focused=focused,
         duration_s=time.perf_counter() - start,
+        emulations=tuple(emulations),
+        mutant_emulations=tuple(mutant_emulations),
     )
+
+
+def _emulations(text):
+    chosen = tuple(e.strip() for e in text.split(",") if e.strip())
+    unknown = [e for e in chosen if e not in EMULATIONS]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"emulations are {', '.join(EMULATIONS)} (comma-separated), not {text!r}")
+    return chosen
 
 
 def _seeds(text):
@@ -496,6 +569,8 @@ def _configure(parser):
     parser.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
     parser.add_argument("--focused", action="store_true", help="check mutants only on the properties of their tagged clauses (faster)")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="seconds allowed per target and seed")
+    parser.add_argument("--emulations", type=_emulations, default=EMULATIONS, help=f"how the gallery is also run, as on other hardware (default all: {','.join(EMULATIONS)})")
+    parser.add_argument("--mutant-emulations", type=_emulations, default=("none",), help="the same for mutants (default none)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
 
@@ -524,10 +599,11 @@ def run_from_args(args):
     def progress(entry, run):
         if not args.quiet:
             verdict = ",".join(run.verdicts) or run.status
-            print(f"  {entry.name} seed {run.seed}: {verdict} ({run.duration_s:.1f} s)", file=sys.stderr, flush=True)
+            print(f"  {entry.name} {run.label}: {verdict} ({run.duration_s:.1f} s)", file=sys.stderr, flush=True)
 
     try:
-        report = run_selftest(args.zoo, args.gallery, args.seeds, args.profile, args.jobs, focused=args.focused, timeout_s=args.timeout, progress=progress)
+        report = run_selftest(args.zoo, args.gallery, args.seeds, args.profile, args.jobs, focused=args.focused, timeout_s=args.timeout,
+                              progress=progress, emulations=args.emulations, mutant_emulations=args.mutant_emulations)
     except ValueError as exc:  # a malformed zoo file
         print(f"attnspec selftest: {exc}", file=sys.stderr)
         return 2
@@ -539,15 +615,6 @@ def run_from_args(args):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--worker"]:
-        p = argparse.ArgumentParser(prog="attnspec.selftest --worker")
-        p.add_argument("--worker", dest="target")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--profile", default="default")
-        p.add_argument("--only", default="")
-        a = p.parse_args(argv)
-        return _worker(a.target, a.seed, a.profile, [c for c in a.only.split(",") if c])
     parser = _configure(argparse.ArgumentParser(prog="attnspec selftest", description=__doc__.split("\n\n")[0]))
     return run_from_args(parser.parse_args(argv))
 

@@ -1,8 +1,11 @@
 """How `attnspec selftest` judges runs: kills, survivors, false failures and suite faults (no engine runs here)."""
 
+import pathlib
 import textwrap
 
 from attnspec.selftest import EntryReport, SelfTestReport, read_entry, run_from_results
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _result(verdict, failed=(), errors=(), level="MUST", message="wrong"):
@@ -61,3 +64,37 @@ def test_gallery_false_failure_and_rates(tmp_path):
     assert report.reach()["num_heads > 1"] == (9, 0)
     text, md = report.to_text(), report.to_markdown()
     assert "m99_demo" in text and "falsely_failed" in text and "| m99_demo |" in md
+
+
+def _file(tmp_path, name, body):
+    f = tmp_path / f"{name}.py"
+    f.write_text(textwrap.dedent(body))
+    return read_entry(str(f), "gallery")
+
+
+def test_forked_checks_report_crashes_and_timeouts_without_stopping(tmp_path):
+    from attnspec.selftest import Job, run_forked
+
+    crash = _file(tmp_path, "g_exits", '''\
+        """Calls os._exit in forward."""
+        import os
+        import torch.nn as nn
+        class MultiHeadAttention(nn.Module):
+            def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+                super().__init__()
+            def forward(self, x):
+                os._exit(3)
+        ''')
+    hang = _file(tmp_path, "g_hangs", '''\
+        """Sleeps at import."""
+        import time
+        time.sleep(60)
+        def simplified_self_attention(inputs):
+            return inputs
+        ''')
+    good = read_entry(str(ROOT / "reference" / "simplified.py"), "gallery")
+    jobs = [Job(crash, 0), Job(hang, 0), Job(good, 0, "ulps")]
+    runs = {job.entry.name: run for job, run in zip(jobs, run_forked(jobs, profile="quick", jobs=2, timeout_s=8))}
+    assert runs["g_exits"].status == "crashed" and "exit code 3" in runs["g_exits"].detail
+    assert runs["g_hangs"].status == "timeout"
+    assert runs["simplified"].accepted and runs["simplified"].emulation == "ulps"
