@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import attnspec
+
 from attnspec.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -41,7 +43,7 @@ def test_reference_conforms_and_writes_the_canonical_json(tmp_path, capsys):
     assert doc["verdict"] == "conforms" and doc["seed"] == 7
     (result,) = doc["results"]
     assert result["schema"] == "attnspec-result/1"
-    assert result["tool"]["spec_version"] == "1.0" and "torch" in result["environment"]
+    assert result["tool"]["spec_version"] == attnspec.SPEC_VERSION and "torch" in result["environment"]
     ids = {c["id"]: c for c in result["clauses"]}
     assert ids["CAUSAL-1"]["status"] == "passed" and ids["CAUSAL-1"]["examples"] > 0
     assert {"id", "status", "message", "counterexample"} <= set(ids["SCALE-1"])

@@ -4,6 +4,8 @@ import pathlib
 import subprocess
 import sys
 
+import attnspec
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -29,7 +31,7 @@ def test_properties_become_items_with_clause_ids_and_junit_properties(tmp_path):
     target = f"{ROOT}/tests/fixtures/no_mask.py:MultiHeadAttention"
     proc = pytest_run(tmp_path, "--attn-target", target, "--attn-profile", "quick", "--attn-seed", "0", f"--junitxml={junit}", "-k", "future_tokens or output_has")
     assert proc.returncode == 1, proc.stdout
-    assert "attnspec 1.0.0 (spec 1.0)" in proc.stdout and "--attn-seed=0" in proc.stdout
+    assert f"attnspec {attnspec.__version__} (spec {attnspec.SPEC_VERSION})" in proc.stdout and "--attn-seed=0" in proc.stdout
     assert "future_tokens_do_not_change_the_past[CAUSAL-1,NUM-4]" in proc.stdout
     assert "CAUSAL-1@1 [MUST]" in proc.stdout and "reproduce: attnspec check" in proc.stdout
     xml = junit.read_text()
