@@ -112,6 +112,21 @@ class Context:
         declared = self.info.get("dtypes") or ("float32",)
         return "float32" if "float32" in declared else declared[0]
 
+    @property
+    def value_dtypes(self):
+        """The dtypes value checks draw from: float32 and float64 where declared, else the default."""
+        declared = self.info.get("dtypes") or ("float32", "float64")
+        return [d for d in declared if d in ("float32", "float64")] or [self.default_dtype]
+
+    @property
+    def precise_dtype(self):
+        """The most precise declared dtype: statistics over many calls are judged there."""
+        declared = self.info.get("dtypes") or ("float32", "float64")
+        for d in ("float64", "float32", "float16", "bfloat16"):
+            if d in declared:
+                return d
+        return self.default_dtype
+
     # -- the candidate -------------------------------------------------------
     def build(self, cfg, dtype=None, seed=0):
         handle = self.cand.build(cfg, dtype=dtype or self.default_dtype, seed=seed)
@@ -184,9 +199,9 @@ class Context:
                 v.message += " (a small drift: the invariance holds only approximately)"
             raise
 
-    def reference_backward(self, cfg, w, x, grad_out):
+    def reference_backward(self, cfg, w, x, grad_out, dtype=None):
         """The plain book implementation's input gradient, in the input's precision."""
-        dtype = self.info.get("internal_precision") or "float32"
+        dtype = self.info.get("internal_precision") or dtype or self.default_dtype
         ref = reference_candidate(cfg.kind)
         h = ref.build(cfg, dtype=dtype)
         try:

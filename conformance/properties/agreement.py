@@ -23,8 +23,7 @@ _SIMPLE = {"SCALE-1": "SIMPLE-1", "SOFTMAX-2": "SIMPLE-2"}
 @prop(clauses={k: ("NUM-1", "NUM-2", "SHAPE-3") + MATH[k] for k in KINDS}, kinds=KINDS, examples=1.5, needs=("call", "weights"))
 def output_agrees_with_the_oracle(ctx):
     """With the canonical weights loaded, the output matches the float64 oracle (NUM-1)."""
-    dtypes = [d for d in ctx.info.get("dtypes", ("float32", "float64")) if d in ("float32", "float64")]
-    dtype = ctx.draw(st.sampled_from(dtypes), label="dtype")
+    dtype = ctx.draw(st.sampled_from(ctx.value_dtypes), label="dtype")
     case = ctx.case(dtype=dtype)
     cfg = case.cfg
     handle, w = ctx.build_loaded(case)

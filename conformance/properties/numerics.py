@@ -30,7 +30,7 @@ def input_gradient_matches_the_oracle(ctx):
     rng = case.rng(31)
     g = rng.standard_normal(x.shape[:-1] + (cfg.out_features,))
     grad = ctx.cand.backward(handle, x, g).grad_x
-    ref = ctx.reference_backward(cfg, w, x, g)
+    ref = ctx.reference_backward(cfg, w, x, g, case.dtype)
     h = 1e-6
     for _direction in range(2):
         u = rng.standard_normal(x.shape)

@@ -65,8 +65,7 @@ def output_has_the_specified_shape(ctx):
 @prop(clauses=("SHAPE-5",), kinds=KINDS, examples=0.2)
 def output_dtype_equals_input_dtype(ctx):
     """A float64 (or float32) input gives an output of the same dtype."""
-    dtypes = [d for d in ctx.info.get("dtypes", ("float32", "float64")) if d in ("float32", "float64")]
-    dtype = ctx.draw(st.sampled_from(dtypes), label="dtype")
+    dtype = ctx.draw(st.sampled_from(ctx.value_dtypes), label="dtype")
     case = ctx.case(dtype=dtype, max_context=4)
     handle = ctx.build(case.cfg, dtype)
     out = ctx.forward(handle, ctx.inputs(case))
