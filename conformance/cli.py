@@ -98,6 +98,11 @@ def cmd_check(args):
     if args.json:
         doc = {"schema": "attnspec-check/1", "verdict": overall, "seed": seed, "profile": args.profile, "results": [r.to_dict() for r in results]}
         write_atomically(args.json, json.dumps(doc, indent=2, default=str))
+        from .influence import write_pngs  # influence maps beside the JSON, when matplotlib is installed
+
+        for path in write_pngs(results, args.json):
+            if not args.quiet:
+                print(f"influence map: {path}")
     return {"conforms": 0, "does_not_conform": 1, "error": 3}[overall]
 
 
@@ -116,7 +121,7 @@ def build_parser():
     p.set_defaults(func=cmd_spec)
 
     p = sub.add_parser("check", help="check an implementation against the spec (trusted code, in this process)")
-    p.add_argument("targets", nargs="+", metavar="TARGET", help="path/file.py:Name, package.module:Name, or path/file.py")
+    p.add_argument("targets", nargs="+", metavar="TARGET", help="path/file.py:Name, package.module:Name, path/file.py, or a notebook: path/file.ipynb[:Name]")
     p.add_argument("--kind", help="which book class the target implements, when its name does not say")
     p.add_argument("--profile", default="default", help="quick, default or thorough (examples per property)")
     p.add_argument("--seed", type=_seed, help="replay a run (default: 0 in CI, random otherwise; always printed)")

@@ -225,13 +225,15 @@ def torch_threads(n=1):
         torch.set_num_threads(before)
 
 
-def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None, threads=1):
-    """Every property for `kind` against `candidate`; gates first, dependants not_checked."""
+def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None, threads=1, influence=True):
+    """Every property for `kind` against `candidate`; gates first, dependants not_checked.
+
+    `influence`: draw the influence map of each causal failure (attnspec.influence) afterwards."""
     with torch_threads(threads):
-        return _check_candidate(candidate, target=target, kind=kind, profile=profile, seed=seed, only=only)
+        return _check_candidate(candidate, target=target, kind=kind, profile=profile, seed=seed, only=only, influence=influence)
 
 
-def _check_candidate(candidate, *, target, kind, profile, seed, only):
+def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=True):
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     from . import SPEC_VERSION, __version__
@@ -257,6 +259,10 @@ def _check_candidate(candidate, *, target, kind, profile, seed, only):
     clause_results = fold(outcomes, kind, target, profile, seed)
     if wanted is not None:
         clause_results = [c for c in clause_results if c.id in wanted]
+    if influence:  # a picture of each causal failure; it never raises and never changes a verdict
+        from .influence import attach
+
+        attach(clause_results, candidate, info)
     reach = {}
     for o in outcomes:
         for cond, n in o.reached.items():

@@ -25,6 +25,7 @@ class ClauseResult:
     properties: list = field(default_factory=list)  # names of the properties that judged it
     examples: int = 0  # generated examples that reached this clause
     duration_s: float = 0.0
+    influence: dict = None  # causal failures: which input tokens change which outputs (attnspec.influence)
 
 
 @dataclass
@@ -54,6 +55,24 @@ class Result:
     def failed(self):
         return [c for c in self.clauses if c.status in ("failed", "error")]
 
+    def __str__(self):  # the terminal report, without colour
+        from .report import render_text
+
+        return render_text(self)
+
+    def _repr_markdown_(self):  # Jupyter: the report as Markdown (everything from the code escaped)
+        from .report import render_markdown
+
+        return render_markdown(self)
+
+    def _repr_html_(self):
+        from .report import render_html
+
+        return render_html(self)
+
+    def _repr_pretty_(self, p, cycle):  # IPython's text view
+        p.text(str(self))
+
     def to_dict(self):
         return asdict(self)
 
@@ -65,6 +84,32 @@ class Result:
         data = dict(data)
         data["clauses"] = [ClauseResult(**c) for c in data.get("clauses", [])]
         return cls(**data)
+
+
+class Results(list):
+    """What `attnspec.check` returns: a plain list of `Result`, one per object checked.
+
+    A list (indexing, iteration, len) for backward compatibility; in a notebook
+    it shows as a report (`_repr_html_`, `_repr_markdown_`), `print()` gives
+    the terminal report, and `verdict` is the overall verdict.
+    """
+
+    @property
+    def verdict(self):
+        verdicts = {r.verdict for r in self}
+        return next((v for v in ("does_not_conform", "error") if v in verdicts), "conforms")
+
+    def __str__(self):
+        return "\n\n".join(str(r) for r in self)
+
+    def _repr_markdown_(self):
+        return "\n".join(r._repr_markdown_() for r in self)
+
+    def _repr_html_(self):
+        return "".join(r._repr_html_() for r in self)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
 
 
 def environment():

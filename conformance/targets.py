@@ -1,5 +1,8 @@
 """Turn a TARGET string into adapters: `file.py:Name`, `pkg.module:Name`, or `file.py`.
 
+A Jupyter notebook, `file.ipynb[:Name]`, is loaded like a file: `notebook`
+turns its code cells into one module and names the cell that fails.
+
 A class with one of the book's names needs no configuration; its kind follows
 from its name (or from `kind=`).  An `Adapter` subclass or instance is used
 as it is.  A file without `:Name` yields every class or function in it that
@@ -13,8 +16,10 @@ import importlib.util
 import inspect
 import os
 import sys
+import types
 import uuid
 
+from . import notebook
 from .adapter import Adapter, BookAdapter, FunctionAdapter
 from .config import KINDS
 
@@ -33,9 +38,26 @@ def _package_name(path):
     return (folder, ".".join(parts)) if len(parts) > 1 else (None, None)
 
 
+def _load_notebook(path):
+    """A notebook as a fresh module (never a package member: notebooks cannot be imported)."""
+    name = f"attnspec_target_{uuid.uuid4().hex[:12]}"
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:  # Jupyter runs a notebook in its folder: siblings import
+        sys.path.append(folder)
+    try:
+        return notebook.load(path, module)
+    except notebook.NotebookError as exc:
+        text = str(exc)
+        raise TargetError(text if text.startswith(("cannot read", path)) else f"importing {path} {text}") from None
+
+
 def _load_file(path):
     if not os.path.isfile(path):
         raise TargetError(f"no such file: {path}")
+    if path.endswith(".ipynb"):
+        return _load_notebook(path)
     root, dotted = _package_name(path)
     if dotted and all(p.isidentifier() for p in dotted.split(".")):
         if root not in sys.path:
@@ -98,7 +120,7 @@ def adapt(obj, kind=None, name=None):
     kind = kind or getattr(obj, "__name__", None)
     if kind not in KINDS:
         raise TargetError(
-            f"{label} has no book name, so its kind is unknown: pass --kind with one of {', '.join(KINDS)}, "
+            f"{label} has no book name, so its kind is unknown: pass --kind (kind= in Python) with one of {', '.join(KINDS)}, "
             "or write an Adapter (see examples/)"
         )
     if inspect.isclass(obj):
@@ -135,7 +157,7 @@ def load_target(target, kind=None):
     if not isinstance(target, str):
         return [(getattr(target, "__name__", type(target).__name__), adapt(target, kind))]
     where, name = _split(target)
-    if where.endswith(".py") or os.sep in where or "/" in where:
+    if where.endswith((".py", ".ipynb")) or os.sep in where or "/" in where:
         module = _load_file(where)
     else:
         module = _load_module(where)

@@ -84,6 +84,28 @@ def attention(
     return context[0] if unbatched else context
 
 
+def attention_weights(x, W_query, W_key, b_query=None, b_key=None, *, num_heads=1, causal=True):
+    """The attention weights `attention` uses, shape (b, num_heads, T, T); 0 where a key is hidden.
+
+    Row i of head h is the softmax over keys 0..i (all keys when not causal)
+    of q_i . k_j / sqrt(head_dim), exactly as in `attention`.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    batch, T, _ = x.shape
+    q = x @ np.asarray(W_query, np.float64).T + (0.0 if b_query is None else np.asarray(b_query, np.float64))
+    k = x @ np.asarray(W_key, np.float64).T + (0.0 if b_key is None else np.asarray(b_key, np.float64))
+    head_dim = q.shape[-1] // num_heads
+    q, k = (t.reshape(batch, T, num_heads, head_dim) for t in (q, k))
+    weights = np.zeros((batch, num_heads, T, T))
+    for i in range(T):
+        visible = i + 1 if causal else T
+        scores = np.einsum("bhd,bjhd->bhj", q[:, i], k[:, :visible]) / math.sqrt(head_dim)
+        weights[:, :, i, :visible] = softmax(scores)
+    return weights
+
+
 def parameter_count(kind, d_in, d_out, num_heads=1, qkv_bias=False):
     """Trainable parameters of the book's class `kind` (clauses PARAM-1 to PARAM-4)."""
     projections = 3 * d_in * d_out + (3 * d_out if qkv_bias else 0)

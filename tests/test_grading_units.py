@@ -81,7 +81,7 @@ def test_the_worker_side_imports_no_reference_properties_or_hypothesis():
     loaded = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert "attnspec.grading.worker" in loaded and "attnspec.candidate" in loaded
     allowed = {"attnspec", "attnspec.adapter", "attnspec.candidate", "attnspec.config", "attnspec.targets",
-               "attnspec.formulas", "attnspec.grading", "attnspec.grading.protocol", "attnspec.grading.sandbox",
+               "attnspec.notebook", "attnspec.formulas", "attnspec.grading", "attnspec.grading.protocol", "attnspec.grading.sandbox",
                "attnspec.grading.worker", "attnspec.grading.zygote"}
     assert set(loaded) <= allowed, set(loaded) - allowed
 

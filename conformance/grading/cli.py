@@ -19,7 +19,8 @@ GRADESCOPE_RESULTS = "/autograder/results/results.json"
 def add_arguments(subparsers):
     g = subparsers.add_parser(
         "grade", help="grade untrusted submissions, each in its own sandboxed worker",
-        description="Grade each SUBMISSION (a .py file, or a folder whose .py files define the book's classes) "
+        description="Grade each SUBMISSION (a .py file, a .ipynb notebook, or a folder whose .py and .ipynb files "
+                    "define the book's classes) "
                     "in a sandboxed worker; write grades.csv, per-submission JSON and feedback, junit.xml and "
                     "summary.md into --out.",
     )

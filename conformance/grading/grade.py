@@ -29,7 +29,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from .. import SPEC_VERSION, __version__
+from .. import SPEC_VERSION, __version__, notebook
 from ..candidate import CandidateError
 from ..config import KINDS
 from . import outputs
@@ -50,23 +50,50 @@ class UsageError(Exception):
 class Submission:
     id: str
     path: str  # as given (absolute)
-    files: list  # graded .py files, relative to the submission's root
+    files: list  # graded .py and .ipynb files, relative to the submission's root
     sha256: str
     index: int
 
 
 # -- finding submissions ---------------------------------------------------
-def _defines_book_names(path):
+SOURCES = (".py", ".ipynb")  # a notebook is read as the module its code cells make (attnspec.notebook)
+
+
+def _trees(path, rel):
+    """([(ast, line -> 'where')], complete) for one file: the file, or each code cell of a notebook.
+
+    `complete` is False when some of the code cannot be parsed (the worker
+    reports why); a notebook cell that does not parse is left out, the other
+    cells are still there.  Static: nothing runs.
+    """
+    if path.endswith(".ipynb"):
+        try:
+            nb = notebook.convert(path)
+        except notebook.NotebookError:
+            return [], False
+        trees = []
+        for cell in nb.cells:
+            try:
+                trees.append((ast.parse(cell.text), lambda line, n=cell.number: f"{rel} cell {n}, line {line}"))
+            except (SyntaxError, ValueError):
+                continue
+        return trees, len(trees) == len(nb.cells)
     try:
-        tree = ast.parse(open(path, "rb").read())
+        return [(ast.parse(open(path, "rb").read()), lambda line: f"{rel}:{line}")], True
     except (OSError, SyntaxError, ValueError):
+        return [], False
+
+
+def _defines_book_names(path):
+    trees, complete = _trees(path, "")
+    if not complete:
         return True  # let the worker report the error
     return any(
         isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.Assign)) and (
             getattr(node, "name", None) in KINDS
             or any(isinstance(t, ast.Name) and t.id in KINDS for t in getattr(node, "targets", []))
         )
-        for node in tree.body
+        for tree, _ in trees for node in tree.body
     )
 
 
@@ -80,22 +107,22 @@ def _hash(root, files):
 
 
 def discover(entries):
-    """One Submission per entry (a .py file, or a folder whose .py files define the book's names)."""
+    """One Submission per entry (a .py or .ipynb file, or a folder whose such files define the book's names)."""
     subs, seen = [], set()
     for entry in entries:
         path = os.path.abspath(entry)
         if os.path.isfile(path):
-            if not path.endswith(".py"):
-                raise UsageError(f"{entry}: a submission is a .py file or a folder")
+            if not path.endswith(SOURCES):
+                raise UsageError(f"{entry}: a submission is a .py file, a .ipynb notebook or a folder")
             root, files = os.path.dirname(path), [os.path.basename(path)]
-            base = os.path.basename(path)[:-3]
+            base = os.path.splitext(os.path.basename(path))[0]
         elif os.path.isdir(path):
             root, base = path, os.path.basename(path.rstrip("/"))
             found = sorted(
                 os.path.relpath(os.path.join(d, f), path)
                 for d, dirs, names in os.walk(path)
                 if not any(part.startswith(".") for part in os.path.relpath(d, path).split(os.sep) if part != ".")
-                for f in names if f.endswith(".py")
+                for f in names if f.endswith(SOURCES)
             )
             files = [f for f in found if _defines_book_names(os.path.join(path, f))]
         else:
@@ -120,27 +147,27 @@ def shard(subs, spec):
 
 # -- static tripwire ----------------------------------------------------------
 def scan_imports(root, files):
-    """'module (file:line)' for every import of the suite or the book's package in the source."""
+    """'module (file:line)' for every import of the suite or the book's package in the source.
+
+    In a notebook the place reads 'module (file.ipynb cell N, line L)'.
+    """
     hits = []
     for rel in files:
-        try:
-            tree = ast.parse(open(os.path.join(root, rel), "rb").read())
-        except (OSError, SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-                func = node.func
-                called = getattr(func, "id", None) or getattr(func, "attr", None)
-                if called in ("__import__", "import_module") and isinstance(node.args[0].value, str):
-                    names = [node.args[0].value]
-            for name in names:
-                if name.split(".")[0] in FORBIDDEN:
-                    hits.append(f"{name} ({rel}:{node.lineno})")
+        for tree, where in _trees(os.path.join(root, rel), rel)[0]:
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                    func = node.func
+                    called = getattr(func, "id", None) or getattr(func, "attr", None)
+                    if called in ("__import__", "import_module") and isinstance(node.args[0].value, str):
+                        names = [node.args[0].value]
+                for name in names:
+                    if name.split(".")[0] in FORBIDDEN:
+                        hits.append(f"{name} ({where(node.lineno)})")
     return hits
 
 
@@ -226,6 +253,7 @@ def _missing(kind, rubric, why):
 
 def grade_one(sub, rubric, zygote, scratch, hide, network="auto"):
     """The record of one submission (see outputs.write_submission); never raises for the student's faults."""
+    from .. import influence
     from ..engine import check_candidate
 
     started = time.monotonic()
@@ -241,7 +269,7 @@ def grade_one(sub, rubric, zygote, scratch, hide, network="auto"):
     src_root = sub.path if os.path.isdir(sub.path) else os.path.dirname(sub.path)
     record["flags"] = [f"{hit} [source]" for hit in scan_imports(src_root, sub.files)]
     if not sub.files:
-        record.update(status="no book classes", detail=f"no .py file defines any of {', '.join(KINDS)}")
+        record.update(status="no book classes", detail=f"no .py or .ipynb file defines any of {', '.join(KINDS)}")
         record["classes"] = [_missing(k, rubric, "not found") for k in rubric.classes]
         return _finish(record, started)
     work, dest, _, uid = _prepare(sub, scratch)
@@ -279,12 +307,13 @@ def grade_one(sub, rubric, zygote, scratch, hide, network="auto"):
             candidate = RemoteCandidate(session, kind, kind, signature=found[kind].get("signature"), name=target)
             try:
                 result = check_candidate(candidate, target=target, kind=kind, profile=rubric.profile,
-                                         seed=rubric.seed, only=rubric.engine_only(kind))
+                                         seed=rubric.seed, only=rubric.engine_only(kind), influence=False)
             except Exception:  # a bug in the suite: say so, never blame the student
                 record["classes"].append({**_missing(kind, rubric, "grader error"), "status": "grader error",
                                           "detail": traceback.format_exc(limit=5)[-2000:]})
                 continue
             status, inc = _class_status(session.incidents[seen:])
+            influence.attach(result.clauses, candidate, candidate.info)  # after the status: the map is no evidence
             result.isolation = session.isolation
             result.status = {"completed": "completed", "timeout": "timeout"}.get(status, "crashed")
             earned, points = _score(result, rubric, kind)

@@ -5,6 +5,7 @@ Per submission (written atomically as soon as it is graded):
                         each class the canonical `Result` (results.py) with
                         the rubric's points per clause
   feedback/ID.md        what the student reads: score, what failed and why
+  feedback/ID.KIND.CLAUSE.png  the influence map of a causal failure (with matplotlib)
 Per batch: grades.csv, junit.xml, summary.md (the class: scores and the
 clauses missed most), optionally Gradescope's results.json, and the summary
 appended to $GITHUB_STEP_SUMMARY.  Student text (stdout, messages) is
@@ -17,6 +18,9 @@ import json
 import os
 import tempfile
 import xml.etree.ElementTree as ET
+from urllib.parse import quote
+
+from ..config import KINDS
 
 SUMMARY_BUDGET = 512 << 10  # GitHub allows 1 MiB per step summary
 EXCERPT = 2000
@@ -45,7 +49,8 @@ def read_submission(out_dir, sid):
 
 def write_submission(out_dir, record):
     sid = record["submission"]["id"]
-    write_atomic(os.path.join(out_dir, "feedback", f"{sid}.md"), feedback(record))
+    images = write_images(out_dir, record)
+    write_atomic(os.path.join(out_dir, "feedback", f"{sid}.md"), feedback(record, images))
     write_atomic(os.path.join(out_dir, "submissions", f"{sid}.json"), json.dumps(record, indent=2, default=str))
 
 
@@ -79,8 +84,39 @@ def _clauses(cls):
     return result.get("clauses", [])
 
 
-def feedback(record):
-    """Markdown a student can act on: score, status, then each failed clause with its diagnosis."""
+def write_images(out_dir, record):
+    """feedback/ID.KIND.CLAUSE.png for each influence map (with matplotlib): {(kind, clause): file name}.
+
+    Pictures of clauses that no longer fail (a regrade) are removed."""
+    from .. import influence
+
+    sid, folder, images = record["submission"]["id"], os.path.join(out_dir, "feedback"), {}
+    os.makedirs(folder, exist_ok=True)
+    for cls in record.get("classes", []):
+        drawn = set()
+        for c in _clauses(cls):
+            m = c.get("influence")
+            if not m or c["status"] != "failed" or influence.map_key(m) in drawn:
+                continue  # the feedback shows a repeated map once
+            drawn.add(influence.map_key(m))
+            name = influence.png_name(sid, c["id"], cls["kind"])
+            if influence.write_png(m, os.path.join(folder, name), quiet=True):
+                images[(cls["kind"], c["id"])] = name
+    for kind in KINDS:
+        for cid in influence.CLAUSES:
+            name = influence.png_name(sid, cid, kind)
+            if (kind, cid) not in images and os.path.exists(os.path.join(folder, name)):
+                os.unlink(os.path.join(folder, name))
+    return images
+
+
+def feedback(record, images=None):
+    """Markdown a student can act on: score, status, then each failed clause with its diagnosis.
+
+    `images`: {(kind, clause): file name} of influence-map pictures next to the Markdown."""
+    from ..influence import map_key, to_text
+
+    images = images or {}
     sub = record["submission"]
     lines = [f"# attnspec feedback: {sub['id']}", "",
              f"**Score: {_fmt(record['score'])} / {_fmt(record['max_score'])}**, status: `{record['status']}`", ""]
@@ -89,6 +125,9 @@ def feedback(record):
     if record["status"] == "flagged":
         lines += ["Your code imports the test suite or the book's package (`attnspec`, `llms_from_scratch`). "
                   "Write the classes yourself; submissions that delegate get no credit.", ""]
+        seen = [f.rpartition(" [")[0] for f in record.get("flags", []) if f.endswith("[source]")]
+        if seen:
+            lines += ["Found: " + "; ".join(f"`{f}`" for f in seen[:10]), ""]
     for cls in record.get("classes", []):
         lines += [f"## {cls['kind']}: {_fmt(cls['score'])} / {_fmt(cls['max_score'])}", ""]
         if cls["status"] == "missing":
@@ -103,6 +142,7 @@ def feedback(record):
             got, most = cls["points"][c["id"]]
             lines.append(f"| {c['id']} | {mark.get(c['status'], '?')} | {_fmt(got)}/{_fmt(most)} | {c['title']} |")
         lines.append("")
+        drawn = {}
         for c in rows:
             if c["status"] in ("failed", "error"):
                 lines += [f"### {c['id']}: {c['title']}", "", c["message"] or "(no message)", ""]
@@ -110,6 +150,15 @@ def feedback(record):
                     lines += [f"- expected: {c.get('expected', '')}", f"- observed: {c.get('observed', '')}", ""]
                 if c.get("counterexample"):
                     lines += ["Smallest failing case:", "", _fence(json.dumps(c["counterexample"], default=str)), ""]
+                if c.get("influence"):
+                    first = drawn.setdefault(map_key(c["influence"]), c["id"])
+                    if first != c["id"]:
+                        lines += [f"Which input tokens change which outputs: as under {first} above.", ""]
+                    else:
+                        lines += [_fence(to_text(c["influence"]), limit=4 * EXCERPT), ""]
+                        if (cls["kind"], c["id"]) in images:
+                            name = images[(cls["kind"], c["id"])]
+                            lines += [f"![{c['id']}: which input tokens change which outputs]({quote(name)})", ""]
                 if c.get("reproduce"):
                     lines += [f"Reproduce locally: `{c['reproduce']}`", ""]
     if record.get("stderr"):
