@@ -37,6 +37,7 @@ from .remote import RemoteCandidate, WorkerSession
 from .zygote import Zygote, ZygoteDied
 
 SCHEMA = "attnspec-grade/1"
+BATCH_SCHEMA = "attnspec-batch/1"
 FORBIDDEN = ("attnspec", "llms_from_scratch")
 UID_BASE = 1_900_000
 MAX_SUBMISSION_BYTES = 50 << 20
@@ -136,13 +137,39 @@ def discover(entries):
     return subs
 
 
-def shard(subs, spec):
-    """The submissions of shard I/N (1-based), by position: deterministic across machines."""
+def parse_shard(spec):
+    """(I, N) from 'I/N' with 1 <= I <= N; UsageError otherwise."""
     m = re.fullmatch(r"(\d+)/(\d+)", spec or "")
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
         raise UsageError(f"--shard wants I/N with 1 <= I <= N, got {spec!r}")
-    i, n = int(m.group(1)), int(m.group(2))
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard(subs, spec):
+    """The submissions of shard I/N (1-based), by position: deterministic across machines."""
+    i, n = parse_shard(spec)
     return [s for s in subs if s.index % n == i - 1]
+
+
+def batch_info(rubric, subs, graded, spec=None, *, finished=False):
+    """What batch.json says about one `attnspec grade` run (outputs.write_batch writes it).
+
+    `subs`: every submission discovered, `graded`: those of this shard.  The
+    shard records which part of which list it is: its index, the count, and
+    the discovered list's length and hash (ids in order), so `attnspec merge`
+    can refuse shards cut from different lists, repeated or missing shards.
+    """
+    part = None
+    if spec:
+        i, n = parse_shard(spec)
+        ids = "\n".join(s.id for s in subs).encode()
+        part = {"index": [i], "of": n, "submissions": len(subs), "list": hashlib.sha256(ids).hexdigest()[:16]}
+    return {
+        "schema": BATCH_SCHEMA, "finished": finished,
+        "tool": {"name": "attnspec", "version": __version__, "spec_version": SPEC_VERSION},
+        "rubric": {"fingerprint": rubric.fingerprint(), "profile": rubric.profile, "seed": rubric.seed},
+        "shard": part, "submissions": [s.id for s in graded],
+    }
 
 
 # -- static tripwire ----------------------------------------------------------

@@ -7,8 +7,10 @@ Per submission (written atomically as soon as it is graded):
   feedback/ID.md        what the student reads: score, what failed and why
   feedback/ID.KIND.CLAUSE.png  the influence map of a causal failure (with matplotlib)
 Per batch: grades.csv, junit.xml, summary.md (the class: scores and the
-clauses missed most), optionally Gradescope's results.json, and the summary
-appended to $GITHUB_STEP_SUMMARY.  Student text (stdout, messages) is
+clauses missed most), batch.json (what identifies the run: tool and rubric
+fingerprint, the shard, whether it finished; `attnspec merge` checks it),
+optionally Gradescope's results.json, and the summary appended to
+$GITHUB_STEP_SUMMARY.  Student text (stdout, messages) is
 bounded and fenced, and CSV cells are guarded against formula injection.
 """
 
@@ -52,6 +54,37 @@ def write_submission(out_dir, record):
     images = write_images(out_dir, record)
     write_atomic(os.path.join(out_dir, "feedback", f"{sid}.md"), feedback(record, images))
     write_atomic(os.path.join(out_dir, "submissions", f"{sid}.json"), json.dumps(record, indent=2, default=str))
+
+
+def write_batch_file(out_dir, batch):
+    """batch.json: see grade.batch_info.  Also makes submissions/, so an empty shard is still an output folder."""
+    os.makedirs(os.path.join(out_dir, "submissions"), exist_ok=True)
+    write_atomic(os.path.join(out_dir, "batch.json"), json.dumps(batch, indent=2))
+
+
+def read_batch(out_dir):
+    """batch.json as a dict; None when there is none (an older attnspec, or records put there by hand).
+
+    Raises ValueError when it cannot be read."""
+    path = os.path.join(out_dir, "batch.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} cannot be read: {exc}") from None
+    part = data.get("shard") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or part is not None and not (
+            isinstance(part, dict) and isinstance(part.get("of"), int) and isinstance(part.get("index"), list)
+            and all(isinstance(i, int) and 1 <= i <= part["of"] for i in part["index"])):
+        raise ValueError(f"{path} is not an attnspec batch file")
+    return data
+
+
+def shard_name(part):
+    """'2/4' for one shard, '1,2/4' for a merge of some shards of four."""
+    return ",".join(map(str, part["index"])) + f"/{part['of']}"
 
 
 def load_records(out_dir):
@@ -240,11 +273,16 @@ def missed_clauses(records):
     return sorted(rows, key=lambda row: (-row[2], row[0], row[1]))
 
 
-def summary(records):
-    """The class summary in GitHub-flavoured Markdown, within the step-summary budget."""
+def summary(records, shard=None):
+    """The class summary in GitHub-flavoured Markdown, within the step-summary budget.
+
+    `shard`: the batch's shard (batch.json), when it is not the whole class."""
     total = len(records)
-    lines = ["## attnspec grades", "", f"{total} submissions graded.", "",
-             "| submission | score | status |", "|---|---|---|"]
+    lines = ["## attnspec grades", "", f"{total} submissions graded.", ""]
+    if shard and len(shard["index"]) < shard["of"]:
+        lines += [f"Shard {shard_name(shard)} only: {shard.get('submissions', '?')} submissions in all "
+                  f"(`attnspec merge` the shards for the whole class).", ""]
+    lines += ["| submission | score | status |", "|---|---|---|"]
     for r in records:
         lines.append(f"| {r['submission']['id']} | {_fmt(r['score'])} / {_fmt(r['max_score'])} | "
                      f"{r['status'].replace('|', '/')} |")
@@ -289,11 +327,11 @@ def gradescope(record):
     return json.dumps(out, indent=2)
 
 
-def write_batch(out_dir, records, *, gradescope_path=None):
-    """grades.csv, junit.xml, summary.md (and results.json, $GITHUB_STEP_SUMMARY) from the records."""
+def write_batch(out_dir, records, *, gradescope_path=None, batch=None):
+    """grades.csv, junit.xml, summary.md (and batch.json, results.json, $GITHUB_STEP_SUMMARY) from the records."""
     write_atomic(os.path.join(out_dir, "grades.csv"), grades_csv(records))
     write_atomic(os.path.join(out_dir, "junit.xml"), junit(records))
-    text = summary(records)
+    text = summary(records, shard=(batch or {}).get("shard"))
     write_atomic(os.path.join(out_dir, "summary.md"), text)
     if gradescope_path:
         write_atomic(gradescope_path, gradescope(records[0]))
@@ -301,3 +339,5 @@ def write_batch(out_dir, records, *, gradescope_path=None):
     if step:
         with open(step, "a", encoding="utf-8") as fh:
             fh.write(text)
+    if batch is not None:  # last: it says the batch finished
+        write_batch_file(out_dir, batch)
