@@ -42,6 +42,17 @@ class Adapter:
       square_only         True when d_in must equal d_out (nn.MultiheadAttention)
       qkv_bias_options    which qkv_bias values can be expressed
       max_heads           None, or the most heads it supports
+      attention_dropout   False when the implementation has no dropout on the attention
+                          weights (litgpt): DROP-1/3/5/6/7 are reported "not applicable: declared"
+      output_dropout      the attribute path of an extra nn.Dropout on the output
+                          ("resid_dropout" in nanoGPT): the suite sets its p to 0 for every
+                          check; True when it cannot be switched off (the attention-dropout
+                          clauses are then declared not applicable)
+      skip                {clause ID: why} for other clauses the layout cannot meet by design
+
+    Optional method `read(module, cfg)`: the module's weights as canonical tensors,
+    the inverse of `load`.  With it, `attnspec check` verifies the mapping by a round
+    trip before any property runs (docs/adapters.md).
     """
 
     kind = "MultiHeadAttention"
@@ -52,6 +63,9 @@ class Adapter:
     square_only = False
     qkv_bias_options = (False, True)
     max_heads = None
+    attention_dropout = True
+    output_dropout = None
+    skip = {}
     adapter_type = "custom"
 
     def build(self, cfg: Config):
@@ -65,6 +79,8 @@ class Adapter:
     def forward(self, module, x):
         """Call the module; return the output tensor of shape (..., out_features)."""
         return module(x)
+
+    read = None  # optional: def read(self, module, cfg) -> dict of canonical tensors (the inverse of load)
 
     def parameter_count(self, cfg: Config):
         """The number of trainable parameters this layout has, or None (clause PARAM-6).
@@ -106,6 +122,9 @@ class Adapter:
             "square_only": self.square_only,
             "qkv_bias_options": list(self.qkv_bias_options),
             "max_heads": self.max_heads,
+            "attention_dropout": bool(self.attention_dropout),
+            "output_dropout": self.output_dropout,
+            "skip": {str(k): str(v) for k, v in dict(self.skip or {}).items()},
             "signature": self.signature(),
         }
 

@@ -54,7 +54,7 @@ def worst_excess(actual, expected, allowed):
     diff = np.where(np.isnan(diff), np.inf, diff)
     if not diff.size:
         return 0.0, 0.0, 0.0, []
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a huge ratio is just a violation
         ratio = np.where(diff == 0, 0.0, diff / allowed)
     pos = _where(ratio)
     at = tuple(pos)

@@ -7,7 +7,7 @@ interface can be served by another process (`attnspec.grading.worker`); the
 suite compares the numbers in its own code and trusts nothing else.
 
 `LocalCandidate` serves the interface in this process, for trusted code.
-This module imports torch and numpy only.
+This module imports torch, numpy and attnspec.declarations only.
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ import torch
 
 from .adapter import Adapter, WeightMappingError
 from .config import Config
+from .declarations import switch_off_output_dropout
 
 DTYPES = {
     "float64": torch.float64,
@@ -196,6 +197,8 @@ class LocalCandidate(Candidate):
         # accelerator backend, which costs more than building the module
         torch.default_generator.manual_seed(seed)
         module = self._call("build", self.adapter.build, cfg)
+        if isinstance(self.info.get("output_dropout"), str):  # declared: the checks judge attention dropout alone
+            self._call("build", switch_off_output_dropout, module, self.info["output_dropout"])
         module = self._call("build", self.adapter.to_dtype, module, DTYPES[dtype])
         self._next += 1
         self._modules[self._next] = (module, cfg, dtype)

@@ -59,7 +59,9 @@ def cmd_spec(args):
 
 def cmd_check(args):
     from . import clauses
-    from .engine import PROFILES, check_candidate, default_seed
+    from . import preflight
+    from .config import KINDS
+    from .engine import PROFILES, check_candidate, default_seed, torch_threads
     from .candidate import LocalCandidate
     from .report import render_header, render_result
     from .targets import TargetError, load_target
@@ -74,6 +76,14 @@ def cmd_check(args):
                 clauses.get(cid)
             except clauses.UnknownClause as exc:
                 raise UsageError(str(exc)) from None
+    skip = [c.strip() for value in args.skip or () for c in value.split(",") if c.strip()]
+    for cid in skip:
+        try:
+            clauses.get(cid)
+        except clauses.UnknownClause as exc:
+            raise UsageError(f"--skip: {exc}") from None
+    if args.kind is not None and args.kind not in KINDS:
+        raise UsageError(f"--kind {args.kind}: unknown kind; choose one of {', '.join(KINDS)}")
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise UsageError(f"--json {args.json}: the folder does not exist")
     seed = args.seed if args.seed is not None else default_seed(in_ci())
@@ -83,13 +93,22 @@ def cmd_check(args):
             loaded += load_target(target, args.kind)
         except TargetError as exc:
             raise UsageError(f"cannot load {target}: {exc}") from None
+    problems = []
+    for label, adapter in loaded:  # the glue first: a wrong adapter is exit 2, never the implementation's failure
+        try:
+            with torch_threads(1):
+                preflight.run(adapter)
+        except preflight.PreflightError as exc:
+            problems.append(f"cannot check {label}: {exc}")
+    if problems:
+        raise UsageError("\n".join(problems))
     from . import SPEC_VERSION, __version__
 
     if not args.quiet:
         render_header({"tool": {"version": __version__, "spec_version": SPEC_VERSION}, "profile": args.profile, "seed": seed})
     results = []
     for label, adapter in loaded:
-        result = check_candidate(LocalCandidate(adapter), target=label, kind=adapter.kind, profile=args.profile, seed=seed, only=only)
+        result = check_candidate(LocalCandidate(adapter), target=label, kind=adapter.kind, profile=args.profile, seed=seed, only=only, skip=skip)
         results.append(result)
         if not args.quiet:
             render_result(result, verbose=args.verbose)
@@ -121,11 +140,14 @@ def build_parser():
     p.set_defaults(func=cmd_spec)
 
     p = sub.add_parser("check", help="check an implementation against the spec (trusted code, in this process)")
-    p.add_argument("targets", nargs="+", metavar="TARGET", help="path/file.py:Name, package.module:Name, path/file.py, or a notebook: path/file.ipynb[:Name]")
+    p.add_argument("targets", nargs="+", metavar="TARGET", help="path/file.py:Name, package.module:Name, path/file.py, a module "
+                   "(package.module: every book name or Adapter in it), or a notebook: path/file.ipynb[:Name]")
     p.add_argument("--kind", help="which book class the target implements, when its name does not say")
     p.add_argument("--profile", default="default", help="quick, default or thorough (examples per property)")
     p.add_argument("--seed", type=_seed, help="replay a run (default: 0 in CI, random otherwise; always printed)")
     p.add_argument("--only", help="comma-separated clause IDs to check")
+    p.add_argument("--skip", action="append", metavar="CLAUSE", help="a clause (or comma-separated clauses) your implementation "
+                   "deviates from by design; reported 'not applicable: declared' (repeatable)")
     p.add_argument("--json", metavar="PATH", help="write the canonical JSON result to PATH")
     p.add_argument("--verbose", "-v", action="store_true", help="show skipped clauses and passing messages")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing; use the exit code and --json")

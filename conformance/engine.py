@@ -26,6 +26,7 @@ from .assertions import ClauseViolation
 from .candidate import CandidateError, LocalCandidate
 from .config import CAUSAL_KINDS, Config
 from .context import Context, NotApplicable, runs_at_full_length
+from .declarations import declared_skips
 from .properties import properties_for
 from .results import ClauseResult, Result, environment, verdict_of
 
@@ -225,15 +226,27 @@ def torch_threads(n=1):
         torch.set_num_threads(before)
 
 
-def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None, threads=1, influence=True):
+def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None, threads=1, influence=True, skip=()):
     """Every property for `kind` against `candidate`; gates first, dependants not_checked.
 
-    `influence`: draw the influence map of each causal failure (attnspec.influence) afterwards."""
+    `influence`: draw the influence map of each causal failure (attnspec.influence) afterwards.
+    `skip`: clause IDs the user declares away (reported "not applicable: declared"), on top of
+    what the adapter declares (attnspec.declarations)."""
     with torch_threads(threads):
-        return _check_candidate(candidate, target=target, kind=kind, profile=profile, seed=seed, only=only, influence=influence)
+        return _check_candidate(candidate, target=target, kind=kind, profile=profile, seed=seed, only=only, influence=influence, skip=skip)
 
 
-def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=True):
+def _declare(clause_results, declared):
+    """Declared clauses read "not applicable: declared (...)"; clauses the kind never has stay as they are."""
+    for c in clause_results:
+        if c.id in declared and not (c.status == "skipped" and c.message.startswith("not applicable to")):
+            c.status, c.message = "skipped", declared[c.id]
+            c.expected = c.observed = c.reproduce = ""
+            c.counterexample = None
+    return clause_results
+
+
+def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=True, skip=()):
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     from . import SPEC_VERSION, __version__
@@ -241,10 +254,14 @@ def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=
     start = time.perf_counter()
     info = dict(candidate.info)
     wanted = {spec.get(c).id for c in only} if only else None
+    declared = declared_skips(info, skip)
     failed_gates = {}
     outcomes = []
     for p in properties_for(kind):
         if wanted is not None and not p.gate and not (wanted & set(p.clauses)):
+            continue
+        if set(p.clauses) <= set(declared):
+            outcomes.append(Outcome(p, "skipped", message=declared[p.clauses[0]]))
             continue
         blocked = [g for g in p.needs if g in failed_gates]
         if blocked:
@@ -256,9 +273,10 @@ def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=
         if p.gate and o.status in ("failed", "error"):
             failed_gates[p.gate] = o
     outcomes = _one_report_per_crash(outcomes)
-    clause_results = fold(outcomes, kind, target, profile, seed)
-    if wanted is not None:
-        clause_results = [c for c in clause_results if c.id in wanted]
+    clause_results = _declare(fold(outcomes, kind, target, profile, seed), declared)
+    if wanted is not None:  # a failed gate stays in view: the clauses asked for were not checked because of it
+        gates = {cid for o in failed_gates.values() for cid in o.clauses}
+        clause_results = [c for c in clause_results if c.id in wanted or (c.id in gates and c.status in ("failed", "error"))]
     if influence:  # a picture of each causal failure; it never raises and never changes a verdict
         from .influence import attach
 
@@ -276,25 +294,32 @@ def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=
         profile=profile,
         tool={"name": "attnspec", "version": __version__, "spec_version": SPEC_VERSION},
         environment=environment(),
-        declarations={k: v for k, v in info.items() if k not in ("name",)},
+        declarations={k: v for k, v in info.items() if k not in ("name",)} | ({"skip_requested": list(skip)} if skip else {}),
         reach=dict(sorted(reach.items())),
         duration_s=round(time.perf_counter() - start, 3),
     )
 
 
-def check_target(target, *, kind=None, profile="default", seed=None, only=None, emulation="none"):
+def check_target(target, *, kind=None, profile="default", seed=None, only=None, emulation="none", skip=()):
     """Load TARGET in this process (trusted code) and check each object found: a list of Results.
 
+    Each target first passes the preflight stage (attnspec.preflight): glue that
+    cannot build, load or call it raises PreflightError before any property runs.
     `emulation` runs it as on other hardware (attnspec.emulation): the suite's
     own tests use it to show verdicts do not depend on the machine.
     """
+    from . import preflight
     from .emulation import emulate, threads_for
     from .targets import load_target
 
     if seed is None:
         seed = 0
+    loaded = load_target(target, kind)
+    for label, adapter in loaded:
+        with torch_threads(1):
+            preflight.run(adapter)
     results = []
-    for label, adapter in load_target(target, kind):
+    for label, adapter in loaded:
         candidate = LocalCandidate(emulate(adapter, emulation))
-        results.append(check_candidate(candidate, target=label, kind=adapter.kind, profile=profile, seed=seed, only=only, threads=threads_for(emulation)))
+        results.append(check_candidate(candidate, target=label, kind=adapter.kind, profile=profile, seed=seed, only=only, threads=threads_for(emulation), skip=skip))
     return results

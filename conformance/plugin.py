@@ -18,6 +18,8 @@ def pytest_addoption(parser):
     group.addoption("--attn-kind", default=None, help="book class the target implements, when its name does not say")
     group.addoption("--attn-profile", default=None, help="quick, default or thorough")
     group.addoption("--attn-seed", default=None, type=int, help="seed to replay (default 0 in CI, else random)")
+    group.addoption("--attn-skip", action="append", default=[], metavar="CLAUSE",
+                    help="a clause the implementation deviates from by design: its tests skip as 'not applicable: declared' (repeatable)")
     parser.addini("attn_target", "implementations to check (one per line)", type="linelist", default=[])
     parser.addini("attn_profile", "attnspec profile: quick, default or thorough", default="default")
 
@@ -31,8 +33,10 @@ def pytest_configure(config):
     targets = _targets(config)
     if not targets:
         return
+    from . import preflight
     from .cli import in_ci
-    from .engine import PROFILES, default_seed
+    from .declarations import DeclarationError, declared_skips
+    from .engine import PROFILES, default_seed, torch_threads
     from .targets import TargetError, load_target
 
     profile = config.getoption("--attn-profile") or config.getini("attn_profile")
@@ -44,10 +48,19 @@ def pytest_configure(config):
             loaded += load_target(target, config.getoption("--attn-kind"))
         except TargetError as exc:
             raise pytest.UsageError(f"attnspec cannot load {target}: {exc}") from None
+    skip = [c.strip() for value in config.getoption("--attn-skip") for c in value.split(",") if c.strip()]
+    declared = {}
+    for label, adapter in loaded:  # the glue first: a wrong adapter is a usage error, not a failed property
+        try:
+            with torch_threads(1):
+                preflight.run(adapter)
+            declared[label] = declared_skips(adapter.describe(), skip)
+        except (preflight.PreflightError, DeclarationError) as exc:
+            raise pytest.UsageError(f"attnspec cannot check {label}: {exc}") from None
     seed = config.getoption("--attn-seed")
     if seed is None:
         seed = getattr(config, "workerinput", {}).get("attnspec_seed", default_seed(in_ci()))
-    config._attnspec = {"loaded": loaded, "profile": profile, "seed": seed}
+    config._attnspec = {"loaded": loaded, "profile": profile, "seed": seed, "declared": declared}
 
 
 def pytest_configure_node(node):  # pytest-xdist: every worker uses the controller's seed
@@ -78,6 +91,9 @@ class PropertyItem(pytest.Item):
         from .engine import run_property
 
         gates = self.session.stash.setdefault(_GATES_KEY, {})
+        declared = self.state.get("declared", {}).get(self.label, {})
+        if set(self.prop.clauses) <= set(declared):
+            pytest.skip(declared[self.prop.clauses[0]])
         blocked = [g for g in self.prop.needs if (self.label, g) in gates]
         if blocked:
             pytest.skip(f"not checked: {gates[(self.label, blocked[0])]} failed")

@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 from . import clauses as spec
+from .declarations import PREFIX as DECLARED
 
 MARKS = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "–", "not_checked": "·"}
 COLOURS = {"passed": "32", "failed": "31", "error": "35", "skipped": "90", "not_checked": "33"}
@@ -33,6 +34,15 @@ def _counterexample_lines(ce):
     return lines
 
 
+def _declared(c):
+    return c.status == "skipped" and c.message.startswith(DECLARED)
+
+
+def _hidden(c):
+    """Clauses the kind does not have are left out of short reports; declared ones never are."""
+    return c.status == "skipped" and c.message.startswith("not applicable") and not c.message.startswith(DECLARED)
+
+
 def render_result(result, *, verbose=False, colour=None, stream=None):
     stream = stream or sys.stdout
     colour = _use_colour(stream) if colour is None else colour
@@ -41,7 +51,7 @@ def render_result(result, *, verbose=False, colour=None, stream=None):
     topic = None
     drawn = {}  # influence maps already shown: key -> clause
     for c in result.clauses:
-        if c.status == "skipped" and c.message.startswith("not applicable") and not verbose:
+        if _hidden(c) and not verbose:
             continue
         clause = spec.get(c.id)
         if clause.topic != topic:
@@ -65,7 +75,7 @@ def render_result(result, *, verbose=False, colour=None, stream=None):
                 out += ["        " + line for line in shown.splitlines()]
             if c.reproduce:
                 out.append(f"        reproduce: {c.reproduce}")
-        elif verbose and c.message:
+        elif c.message and (verbose or _declared(c)):
             out.append(f"        {c.message}")
     counts = {s: sum(1 for c in result.clauses if c.status == s) for s in MARKS}
     failed = [c.id for c in result.clauses if c.status == "failed"]
@@ -75,6 +85,7 @@ def render_result(result, *, verbose=False, colour=None, stream=None):
         f"  => {result.kind} {verdict}: {counts['passed']} passed, {counts['failed']} failed"
         + (f" ({', '.join(failed)})" if failed else "")
         + f", {counts['not_checked']} not checked, {counts['error']} errors"
+        + (f", {sum(map(_declared, result.clauses))} declared not applicable" if any(map(_declared, result.clauses)) else "")
         + (f"; SHOULD deviations: {', '.join(warn)}" if warn and result.verdict == "conforms" else "")
         + f"  [{result.duration_s:.1f} s]"
     )
@@ -150,7 +161,7 @@ def render_text(result, verbose=False):
 
 
 def _shown(result):
-    return [c for c in result.clauses if not (c.status == "skipped" and c.message.startswith("not applicable"))]
+    return [c for c in result.clauses if not _hidden(c)]
 
 
 def _summary(result):

@@ -104,6 +104,8 @@ def _split(target):
 
 def adapt(obj, kind=None, name=None):
     """An Adapter for `obj`: an Adapter (class or instance), a book class, or a function."""
+    if kind is not None and kind not in KINDS:
+        raise TargetError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     if isinstance(obj, Adapter):
         if kind:
             obj.kind = kind

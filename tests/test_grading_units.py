@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attnspec import SPEC_VERSION
+from attnspec import __version__ as attnspec_version
 from attnspec.grading import cli, outputs, protocol, rubric, sandbox
-from attnspec.grading.grade import UID_BASE, discover, scan_imports, shard
+from attnspec.grading.grade import UID_BASE, Submission, batch_info, discover, scan_imports, shard
 
 HOSTILE = Path(__file__).parent / "hostile"
 
@@ -81,7 +83,7 @@ def test_the_worker_side_imports_no_reference_properties_or_hypothesis():
     loaded = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert "attnspec.grading.worker" in loaded and "attnspec.candidate" in loaded
     allowed = {"attnspec", "attnspec.adapter", "attnspec.candidate", "attnspec.config", "attnspec.targets",
-               "attnspec.notebook", "attnspec.formulas", "attnspec.grading", "attnspec.grading.protocol", "attnspec.grading.sandbox",
+               "attnspec.notebook", "attnspec.declarations", "attnspec.formulas", "attnspec.grading", "attnspec.grading.protocol", "attnspec.grading.sandbox",
                "attnspec.grading.worker", "attnspec.grading.zygote"}
     assert set(loaded) <= allowed, set(loaded) - allowed
 
@@ -193,3 +195,148 @@ def test_csv_cells_cannot_inject_formulas():
               "status": "completed", "detail": "@SUM(1)", "flags": []}
     text = outputs.grades_csv([record])
     assert "'=cmd" in text and "'@SUM" in text
+
+
+# -- attnspec merge: what it refuses (records and batch.json written here, nothing graded) ----------
+RUBRIC = HOSTILE / "rubric.toml"
+
+
+def _record(sid, rub, version=None):
+    return {"schema": "attnspec-grade/1", "tool": {"name": "attnspec", "version": version or attnspec_version,
+                                                   "spec_version": SPEC_VERSION},
+            "submission": {"id": sid, "path": f"/course/{sid}", "files": ["attention.py"], "sha256": "ab" * 32},
+            "rubric": {"fingerprint": rub.fingerprint(), "profile": rub.profile, "seed": rub.seed},
+            "status": "completed", "detail": "", "score": 1.0, "max_score": 2.0, "flags": [], "isolation": None,
+            "classes": [], "stdout": "", "stderr": ""}
+
+
+def _shard(folder, sids, spec=None, *, everyone=None, rub=None, finished=True, version=None, batch=True):
+    """An output folder holding `sids`, as `attnspec grade [--shard spec]` over `everyone` writes it."""
+    rub = rub or rubric.load(RUBRIC)
+    for sid in sids:
+        outputs.write_submission(folder, _record(sid, rub, version))
+    if batch:
+        subs = [Submission(s, f"/course/{s}", [], "", i) for i, s in enumerate(everyone or sids)]
+        info = batch_info(rub, subs, [s for s in subs if s.id in sids], spec, finished=finished)
+        outputs.write_batch_file(folder, info)
+    return str(folder)
+
+
+def _merge(capsys, *argv):
+    rc = cli.main(["merge", *map(str, argv)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if rc == 2:
+        errors = [line for line in err.splitlines() if line.startswith("attnspec: error: ")]
+        assert len(errors) == 1 and err.endswith(errors[0] + "\n"), err  # one line, after any warnings
+    return rc, err
+
+
+ABCD = ["a", "b", "c", "d"]
+FINGERPRINT = rubric.load(RUBRIC).fingerprint()
+
+# name: (the input folders, made under tmp folder t; what the one-line refusal says)
+REFUSALS = {
+    "the same submission in two folders": (
+        lambda t: [_shard(t / "x", ["a", "b"], batch=False), _shard(t / "y", ["b", "c"], batch=False)],
+        ["submission b is in both", "/x and ", "/y: ", "count it twice"]),
+    "the same submission in two folders, one of them the output": (
+        lambda t: [_shard(t / "x", ["a", "b"], batch=False), _shard(t / "out", ["b"], batch=False)],
+        ["submission b is in both", "/x and ", "/out: "]),
+    "the same folder twice": (lambda t: [_shard(t / "x", ["a"]), str(t / "x")], ["/x is given twice"]),
+    "different seeds": (
+        lambda t: [_shard(t / "x", ["a", "c"], "1/2", everyone=ABCD),
+                   _shard(t / "y", ["b", "d"], "2/2", everyone=ABCD, rub=rubric.load(RUBRIC, seed=7))],
+        ["runs graded differently", "/x (batch.json) has seed 0", "/y (batch.json) has seed 7"]),
+    "different rubrics, same profile and seed": (
+        lambda t: [_shard(t / "x", ["a"], batch=False),
+                   _shard(t / "y", ["b"], batch=False, rub=rubric.load(RUBRIC, only=["IFACE-*"]))],
+        ["runs graded differently", f"/x (submission a) has rubric fingerprint {FINGERPRINT}",
+         "/y (submission b) has rubric fingerprint "]),
+    "different attnspec versions": (
+        lambda t: [_shard(t / "x", ["a"], batch=False), _shard(t / "y", ["b"], batch=False, version="0.9")],
+        ["runs graded differently", f"/x (submission a) has attnspec version {attnspec_version}",
+         "/y (submission b) has attnspec version 0.9"]),
+    "different shard counts": (
+        lambda t: [_shard(t / "x", ["a", "e"], "1/4", everyone=ABCD + ["e"]),
+                   _shard(t / "y", ["b", "e"], "2/3", everyone=ABCD + ["e"])],
+        ["shards of different counts", "/x is shard 1/4", "/y is shard 2/3"]),
+    "shards of different lists": (
+        lambda t: [_shard(t / "x", ["a", "c"], "1/2", everyone=ABCD), _shard(t / "y", ["b"], "2/2", everyone=ABCD[:3])],
+        ["different submission lists", "/x split 4 submissions", "/y split 3"]),
+    "a shard twice": (
+        lambda t: [_shard(t / "x", ["a", "c"], "1/2", everyone=ABCD),
+                   _shard(t / "y", ["a", "c"], "1/2", everyone=ABCD)],
+        ["shard 1/2 is given twice", "/x and in ", "/y"]),
+    "an unfinished shard": (
+        lambda t: [_shard(t / "x", ["a", "c"], "1/2", everyone=ABCD),
+                   _shard(t / "y", ["b"], "2/2", everyone=ABCD, finished=False)],
+        ["/y is from an `attnspec grade` run that did not finish", "--resume"]),
+    "a missing shard": (
+        lambda t: [_shard(t / "x", ["a", "d"], "1/3", everyone=ABCD), _shard(t / "z", ["c"], "3/3", everyone=ABCD)],
+        ["shard 2 of 3 is missing (got 1, 3)", "--allow-missing"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_merge_refuses_with_one_line(case, tmp_path, capsys):
+    make, needles = REFUSALS[case]
+    dirs = make(tmp_path)
+    out = tmp_path / "out"
+    before = sorted(p.name for p in out.rglob("*")) if out.exists() else []
+    rc, err = _merge(capsys, *dirs, "--out", out)
+    assert rc == 2
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert (sorted(p.name for p in out.rglob("*")) if out.exists() else []) == before  # nothing written
+
+
+def test_merge_with_allow_missing_keeps_the_gap_visible_and_completes_later(tmp_path, capsys):
+    x = _shard(tmp_path / "x", ["a", "d"], "1/3", everyone=ABCD)
+    z = _shard(tmp_path / "z", ["c"], "3/3", everyone=ABCD)
+    rc, err = _merge(capsys, x, z, "--out", tmp_path / "all", "--allow-missing")
+    assert rc == 0 and "warning: shard 2 of 3 is missing" in err
+    merged = outputs.read_batch(tmp_path / "all")
+    assert merged["shard"]["index"] == [1, 3] and merged["shard"]["of"] == 3 and merged["finished"]
+    assert "Shard 1,3/3 only: 4 submissions in all" in (tmp_path / "all" / "summary.md").read_text()
+    y = _shard(tmp_path / "y", ["b"], "2/3", everyone=ABCD)
+    rc, err = _merge(capsys, tmp_path / "all", y, "--out", tmp_path / "all")  # the output is an input
+    assert rc == 0, err
+    merged = outputs.read_batch(tmp_path / "all")
+    assert merged["shard"] is None and merged["submissions"] == ABCD
+    assert merged["rubric"] == {"fingerprint": FINGERPRINT, "profile": "quick", "seed": 0}
+    rows = (tmp_path / "all" / "grades.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ABCD
+    assert "only:" not in (tmp_path / "all" / "summary.md").read_text()
+
+
+def test_merge_takes_an_empty_shard_and_folders_without_batch_json(tmp_path, capsys):
+    # five shards of four submissions: shard 5 grades nothing, and is still an output folder
+    dirs = [_shard(tmp_path / f"s{i}", [ABCD[i - 1]] if i <= 4 else [], f"{i}/5", everyone=ABCD) for i in range(1, 6)]
+    assert (tmp_path / "s5" / "submissions").is_dir() and not list((tmp_path / "s5" / "submissions").iterdir())
+    rc, err = _merge(capsys, *dirs, "--out", tmp_path / "all")
+    assert rc == 0, err
+    assert outputs.read_batch(tmp_path / "all")["submissions"] == ABCD
+    # folders without batch.json (an older attnspec) merge without the shard checks
+    old = [_shard(tmp_path / "o1", ["a"], batch=False), _shard(tmp_path / "o2", ["b"], batch=False)]
+    rc, err = _merge(capsys, *old, "--out", tmp_path / "old")
+    assert rc == 0, err
+
+
+def test_merge_refuses_an_unreadable_batch_file(tmp_path, capsys):
+    x = _shard(tmp_path / "x", ["a"])
+    (tmp_path / "x" / "batch.json").write_text('{"finished": true, "shard": {"index": [5], "of": 2}}')
+    rc, err = _merge(capsys, x, "--out", tmp_path / "all")
+    assert rc == 2 and "is not an attnspec batch file" in err
+
+
+def test_merge_takes_only_the_last_run_of_a_reused_folder(tmp_path, capsys):
+    x = _shard(tmp_path / "x", ["a", "c"], "1/2", everyone=ABCD)
+    outputs.write_submission(tmp_path / "x", _record("old", rubric.load(RUBRIC)))  # from last week's run
+    y = _shard(tmp_path / "y", ["b", "d"], "2/2", everyone=ABCD)
+    rc, err = _merge(capsys, x, y, "--out", tmp_path / "all")
+    assert rc == 0 and "leaving out 1 record of an earlier run (old)" in err
+    assert outputs.read_batch(tmp_path / "all")["submissions"] == ABCD
+    (tmp_path / "y" / "submissions" / "d.json").unlink()
+    rc, err = _merge(capsys, x, y, "--out", tmp_path / "all2")
+    assert rc == 2 and "has no record of d, which its batch.json lists" in err

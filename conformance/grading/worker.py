@@ -13,7 +13,7 @@ An audit hook (the `import` statement) and a meta-path finder
 grader's own static scan.  (Code in the same process can evade them; the
 static scan and the hidden reference folder are the other two layers.)
 
-Imports torch, numpy, attnspec.candidate / adapter / config / targets /
+Imports torch, numpy, attnspec.candidate / adapter / config / declarations / targets /
 notebook only (and nbformat, when the submission is a .ipynb notebook: the
 worker converts and runs it, so its errors name the cell).
 """

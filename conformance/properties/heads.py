@@ -7,6 +7,7 @@ from .. import weights
 from ..assertions import ClauseViolation, assert_close
 from ..candidate import CandidateError
 from ..config import Config
+from ..declarations import PREFIX as DECLARED
 from . import prop
 
 
@@ -45,7 +46,7 @@ def _head_slices(cfg, w, h):
 def heads_split_into_independent_single_heads(ctx):
     """H heads equal H one-head modules on the weight slices, concatenated in order (then out_proj)."""
     if ctx.info.get("square_only") and ctx.kind == "MultiHeadAttention":
-        ctx.not_applicable("the layout needs d_in == d_out, so one-head modules of size head_dim cannot be built")
+        ctx.not_applicable(f"{DECLARED} (square_only = True): the layout needs d_in == d_out, so one-head modules of size head_dim cannot be built")
     case = ctx.case()
     cfg = case.cfg
     if cfg.num_heads < 2:

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from .. import tolerance, weights
 from ..assertions import ClauseViolation, assert_close, assert_dtype, assert_finite
 from ..config import KINDS, TRAINABLE_KINDS
+from ..declarations import PREFIX as DECLARED
 from . import prop
 
 
@@ -53,7 +54,7 @@ def half_precision_keeps_dtype_and_accuracy(ctx):
     dtype = ctx.draw(st.sampled_from(["bfloat16", "float16"]), label="dtype")
     declared = ctx.info.get("dtypes", ())
     if ctx.info.get("adapter") != "book" and dtype not in declared:
-        ctx.not_applicable(f"{dtype} is not among the dtypes the adapter declares")
+        ctx.not_applicable(f"{DECLARED} (dtypes = {tuple(declared)}): {dtype} is not among the dtypes the adapter supports")
     case = ctx.case(dtype=dtype, max_context=6)
     cfg = case.cfg
     handle, w = ctx.build_loaded(case)

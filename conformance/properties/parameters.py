@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from ..assertions import ClauseViolation
 from ..config import Config, TRAINABLE_KINDS
 from ..formulas import GPT2_SMALL, GPT2_SMALL_PARAMETERS, book_parameter_count
+from ..declarations import PREFIX as DECLARED
 from . import prop
 
 FORMULA_CLAUSE = {
@@ -61,7 +62,7 @@ def gpt2_small_has_2360064_parameters(ctx):
         ctx.not_applicable(f"qkv_bias={bias} cannot be expressed by this layout")
     cfg = Config("MultiHeadAttention", qkv_bias=bias, **GPT2_SMALL)
     if ctx.cand.declared_parameter_count(cfg) is not None:
-        ctx.not_applicable("the layout declares its own parameter count (PARAM-6)")
+        ctx.not_applicable(f"{DECLARED} (parameter_count): the layout has its own parameter count, checked by PARAM-6")
     got = _count(ctx, ctx.build(cfg))
     want = GPT2_SMALL_PARAMETERS[bias]
     if got != want:
