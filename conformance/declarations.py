@@ -51,7 +51,7 @@ def declared_skips(info, skip=()):
     for cid, why in declared.items():
         out[_clause_id(cid, "the adapter's `skip`")] = f"{PREFIX} by the adapter: {why}"
     for cid in skip:
-        out[_clause_id(cid, "--skip")] = f"{PREFIX} on the command line (--skip {cid})"
+        out[_clause_id(cid, "skip")] = f"{PREFIX} by the user (skip {cid})"
     return out
 
 

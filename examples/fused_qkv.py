@@ -7,7 +7,9 @@ computes, but holds W_query, W_key and W_value stacked in one
 nn.Linear(d_in, 3 * d_out) named `qkv`, as nanoGPT, minGPT and litgpt do, and
 calls it once per forward.  Its parameter names differ from the book's, so the
 suite cannot copy weights by name: `FusedQKV` is the adapter that says where
-the canonical weights go (qkv.weight = cat([W_query, W_key, W_value])).
+the canonical weights go (qkv.weight = cat([W_query, W_key, W_value])), and
+`read` says how to get them back, so `attnspec check` can test the mapping by a
+round trip before any property runs (docs/adapters.md).
 """
 
 import torch
@@ -51,3 +53,11 @@ class FusedQKV(attnspec.Adapter):
                 module.qkv.bias.copy_(torch.cat([weights["b_query"], weights["b_key"], weights["b_value"]]))
             module.proj.weight.copy_(weights["W_out"])
             module.proj.bias.copy_(weights["b_out"])
+
+    def read(self, module, cfg):
+        q, k, v = module.qkv.weight.detach().chunk(3)  # rows 0:d_out, d_out:2d_out, 2d_out:3d_out
+        out = {"W_query": q, "W_key": k, "W_value": v,
+               "W_out": module.proj.weight.detach(), "b_out": module.proj.bias.detach()}
+        if cfg.qkv_bias:
+            out["b_query"], out["b_key"], out["b_value"] = module.qkv.bias.detach().chunk(3)
+        return out

@@ -7,6 +7,8 @@ the transpose of nn.Linear's: c_attn.weight = cat([W_query, W_key, W_value]).T
 of shape (d, 3d), c_proj.weight = W_out.T.  Every GPT-2 projection has a bias,
 so qkv_bias=False is expressed by a zero c_attn.bias (3 * d_out zero-valued
 parameters, declared through `parameter_count`), and d_in must equal d_out.
+`read` transposes the weights back into the canonical layout (docs/adapters.md,
+example (b)).
 
 Pitfalls this adapter avoids:
   * a standalone GPT2Attention is not causal in recent releases (transformers
@@ -55,6 +57,14 @@ class HFGPT2Attention(attnspec.Adapter):
                 module.c_attn.bias.zero_()
             module.c_proj.weight.copy_(weights["W_out"].T)
             module.c_proj.bias.copy_(weights["b_out"])
+
+    def read(self, module, cfg):
+        q, k, v = module.c_attn.weight.detach().T.chunk(3)  # Conv1D (in, out) back to nn.Linear (out, in)
+        out = {"W_query": q, "W_key": k, "W_value": v,
+               "W_out": module.c_proj.weight.detach().T, "b_out": module.c_proj.bias.detach()}
+        if cfg.qkv_bias:  # otherwise c_attn.bias holds zeros that are not canonical weights
+            out["b_query"], out["b_key"], out["b_value"] = module.c_attn.bias.detach().chunk(3)
+        return out
 
     def forward(self, module, x):
         T = x.shape[1]

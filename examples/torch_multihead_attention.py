@@ -8,7 +8,9 @@ of shape (3 * embed_dim, embed_dim) = cat([W_query, W_key, W_value]), and one
 builds it with bias=True: qkv_bias=False is expressed by zeroing the
 in-projection bias, which leaves 3 * d_out zero-valued but trainable parameters
 (declared through `parameter_count`, clause PARAM-6).  Query and output width
-are both embed_dim, so d_in must equal d_out (`square_only`).
+are both embed_dim, so d_in must equal d_out (`square_only`).  `read`, the
+inverse of `load`, leaves the b_* keys out when qkv_bias=False: those zeros
+are not canonical weights (docs/adapters.md, example (c)).
 
 Two pitfalls this adapter avoids (see the module's documentation):
   * the default layout is (num_tokens, batch, embed_dim): use batch_first=True;
@@ -41,6 +43,14 @@ class TorchMultiheadAttention(attnspec.Adapter):
                 module.in_proj_bias.zero_()
             module.out_proj.weight.copy_(weights["W_out"])
             module.out_proj.bias.copy_(weights["b_out"])
+
+    def read(self, module, cfg):
+        q, k, v = module.in_proj_weight.detach().chunk(3)
+        out = {"W_query": q, "W_key": k, "W_value": v,
+               "W_out": module.out_proj.weight.detach(), "b_out": module.out_proj.bias.detach()}
+        if cfg.qkv_bias:  # otherwise in_proj_bias holds zeros that are not canonical weights
+            out["b_query"], out["b_key"], out["b_value"] = module.in_proj_bias.detach().chunk(3)
+        return out
 
     def forward(self, module, x):
         T = x.shape[1]

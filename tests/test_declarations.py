@@ -132,7 +132,7 @@ def test_skip_on_the_command_line(capsys):
     target = f"{ROOT}/tests/fixtures/no_mask.py:MultiHeadAttention"
     assert main(["check", target, "--profile", "quick", "--only", "CAUSAL-1,SHAPE-1", "--skip", "CAUSAL-1"]) == 0
     out = capsys.readouterr().out
-    assert "not applicable: declared on the command line (--skip CAUSAL-1)" in out
+    assert "not applicable: declared by the user (skip CAUSAL-1)" in out
     assert main(["check", target, "--profile", "quick", "--skip", "NOPE-2"]) == 2
     assert "--skip" in capsys.readouterr().err
 
@@ -154,7 +154,7 @@ def test_only_never_hides_a_failed_gate(tmp_path):
 
 def test_declared_skips_validates_what_it_is_given():
     assert set(declarations.declared_skips({"attention_dropout": False})) == set(DROPOUT)
-    assert declarations.declared_skips({}, skip=["causal-1"]) == {"CAUSAL-1": "not applicable: declared on the command line (--skip causal-1)"}
+    assert declarations.declared_skips({}, skip=["causal-1"]) == {"CAUSAL-1": "not applicable: declared by the user (skip causal-1)"}
     with pytest.raises(declarations.DeclarationError, match="attnspec spec --list"):
         declarations.declared_skips({"skip": {"CAUSAL-99": "x"}})
     with pytest.raises(declarations.DeclarationError, match="attribute path"):

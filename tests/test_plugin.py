@@ -50,7 +50,7 @@ def test_declared_clauses_skip_with_the_reason_and_a_wrong_adapter_is_a_usage_er
     proc = pytest_run(tmp_path, "--attn-target", target, "--attn-profile", "quick", "--attn-seed", "0",
                       "--attn-skip", "CAUSAL-1,NUM-4", "-k", "future_tokens", "-rs")
     assert proc.returncode == 0, proc.stdout
-    assert "not applicable: declared on the command line (--skip CAUSAL-1)" in proc.stdout
+    assert "not applicable: declared by the user (skip CAUSAL-1)" in proc.stdout
     (tmp_path / "glue.py").write_text(
         "import attnspec\nfrom attnspec.reference import MultiHeadAttention as _Book\n\n"
         "class WrongCall(attnspec.Adapter):\n"

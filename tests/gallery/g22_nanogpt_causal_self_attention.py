@@ -7,8 +7,9 @@ This is the book's MultiHeadAttention with c_attn.weight = cat([W_query, W_key, 
 things differ and are declared: one embedding width serves input and output (square_only), and one
 `bias` flag covers both projections, so only qkv_bias=True can be expressed (the book's out_proj is
 always biased); the parameter count is then 4 n_embd^2 + 4 n_embd.  nanoGPT also drops the
-output (`resid_dropout`), which the spec does not allow inside attention, so the adapter sets that
-dropout's p to 0 and leaves `attn_dropout`, which acts on the attention weights, at the requested p.
+output (`resid_dropout`), which the spec does not allow inside attention: the adapter declares
+`output_dropout = "resid_dropout"`, so the suite sets that dropout's p to 0 in every module it
+builds, and `attn_dropout`, which acts on the attention weights, keeps the requested p.
 """
 
 import math
@@ -61,12 +62,11 @@ class NanoGPTAttention(attnspec.Adapter):
     square_only = True
     qkv_bias_options = (True,)
     long_sequences = "raise"  # the `bias` buffer has block_size rows
+    output_dropout = "resid_dropout"  # the spec allows dropout on the attention weights only
 
     def build(self, cfg):
         config = GPTConfig(block_size=cfg.context_length, n_head=cfg.num_heads, n_embd=cfg.d_out, dropout=cfg.dropout, bias=True)
-        module = CausalSelfAttention(config)
-        module.resid_dropout.p = 0.0  # the spec allows dropout on the attention weights only
-        return module
+        return CausalSelfAttention(config)
 
     def load(self, module, weights, cfg):
         with torch.no_grad():

@@ -7,8 +7,10 @@ with masked_fill(-inf) before the softmax, scores scaled by 1/sqrt(head_size), h
 on the output.  It computes the book's MultiHeadAttention with query.weight = W_query and so on.
 Its configuration is a namespace (n_embd, n_head, block_size, attn_pdrop, resid_pdrop), so
 d_in == d_out; the projections always carry biases, so qkv_bias=False is expressed by zeroing the
-three biases (3 * d extra zero-valued parameters, declared for PARAM-6).  The adapter builds it with
-resid_pdrop = 0, because the spec allows dropout on the attention weights only.
+three biases (3 * d extra zero-valued parameters, declared for PARAM-6).  The spec allows dropout
+on the attention weights only, so the adapter builds it with resid_pdrop = cfg.dropout, as a user
+would, and declares `output_dropout = "resid_drop"`: the suite sets that dropout's p to 0 in every
+module it builds.
 """
 
 import math
@@ -53,10 +55,11 @@ class MinGPTAttention(attnspec.Adapter):
     name = "minGPT CausalSelfAttention (separate key/query/value)"
     square_only = True
     long_sequences = "raise"  # the `mask` buffer has block_size rows
+    output_dropout = "resid_drop"  # dropout on the output: the suite switches it off
 
     def build(self, cfg):
         config = SimpleNamespace(n_embd=cfg.d_out, n_head=cfg.num_heads, block_size=cfg.context_length,
-                                 attn_pdrop=cfg.dropout, resid_pdrop=0.0)  # no dropout on the output
+                                 attn_pdrop=cfg.dropout, resid_pdrop=cfg.dropout)
         return CausalSelfAttention(config)
 
     def load(self, module, weights, cfg):
