@@ -61,7 +61,7 @@ def cmd_check(args):
     from . import clauses
     from . import preflight
     from .config import KINDS
-    from .engine import PROFILES, check_candidate, default_seed, torch_threads
+    from .engine import PROFILES, check_candidate, default_seed
     from .candidate import LocalCandidate
     from .report import render_header, render_result
     from .targets import TargetError, load_target
@@ -96,8 +96,7 @@ def cmd_check(args):
     problems = []
     for label, adapter in loaded:  # the glue first: a wrong adapter is exit 2, never the implementation's failure
         try:
-            with torch_threads(1):
-                preflight.run(adapter)
+            preflight.run(adapter)
         except preflight.PreflightError as exc:
             problems.append(f"cannot check {label}: {exc}")
     if problems:

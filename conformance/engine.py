@@ -316,8 +316,7 @@ def check_target(target, *, kind=None, profile="default", seed=None, only=None, 
         seed = 0
     loaded = load_target(target, kind)
     for label, adapter in loaded:
-        with torch_threads(1):
-            preflight.run(adapter)
+        preflight.run(adapter)
     results = []
     for label, adapter in loaded:
         candidate = LocalCandidate(emulate(adapter, emulation))

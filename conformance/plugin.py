@@ -36,7 +36,7 @@ def pytest_configure(config):
     from . import preflight
     from .cli import in_ci
     from .declarations import DeclarationError, declared_skips
-    from .engine import PROFILES, default_seed, torch_threads
+    from .engine import PROFILES, default_seed
     from .targets import TargetError, load_target
 
     profile = config.getoption("--attn-profile") or config.getini("attn_profile")
@@ -52,8 +52,7 @@ def pytest_configure(config):
     declared = {}
     for label, adapter in loaded:  # the glue first: a wrong adapter is a usage error, not a failed property
         try:
-            with torch_threads(1):
-                preflight.run(adapter)
+            preflight.run(adapter)
             declared[label] = declared_skips(adapter.describe(), skip)
         except (preflight.PreflightError, DeclarationError) as exc:
             raise pytest.UsageError(f"attnspec cannot check {label}: {exc}") from None

@@ -29,6 +29,7 @@ import torch
 from . import tolerance, weights
 from .adapter import BookAdapter, FunctionAdapter
 from .candidate import DTYPES
+from .candidate import _short as candidate_short
 from .config import Config
 from .declarations import DeclarationError, declared_skips, switch_off_output_dropout
 
@@ -76,8 +77,7 @@ def _frames(exc):
 
 
 def _short(exc):
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
+    return f"{type(exc).__name__}: {candidate_short(exc)}"
 
 
 def _adapter_name(adapter):
@@ -207,7 +207,16 @@ def _variants(w, cfg):
 
 
 def run(adapter):
-    """Check that the target can be built, loaded and called; PreflightError (exit 2) when the glue is wrong."""
+    """Check that the target can be built, loaded and called; PreflightError (exit 2) when the glue is wrong.
+
+    One torch thread, as every check runs (engine.torch_threads)."""
+    from .engine import torch_threads
+
+    with torch_threads(1):
+        _run(adapter)
+
+
+def _run(adapter):
     try:
         declared_skips(adapter.describe())
     except DeclarationError as exc:
