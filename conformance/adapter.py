@@ -18,6 +18,7 @@ This module imports torch only: it also runs inside grading workers.
 """
 
 import inspect
+import itertools
 
 import torch
 
@@ -91,7 +92,12 @@ class Adapter:
         return None
 
     def to_dtype(self, module, dtype):
-        return module.to(dtype) if isinstance(module, torch.nn.Module) else module
+        if not isinstance(module, torch.nn.Module):
+            return module
+        tensors = itertools.chain(module.parameters(), module.buffers())
+        if all(t.dtype == dtype or not t.is_floating_point() for t in tensors):
+            return module  # .to would change nothing, only walk every submodule (a third of a build)
+        return module.to(dtype)
 
     def set_training(self, module, training: bool):
         if isinstance(module, torch.nn.Module):

@@ -85,7 +85,7 @@ class Candidate:
 
     info: dict
 
-    def build(self, cfg: Config, dtype="float32", seed=0) -> int: ...
+    def build(self, cfg: Config, dtype="float32", seed=0, weights=None) -> int: ...  # weights: then load them
     def load(self, handle, weights: dict) -> None: ...
     def forward(self, handle, x, *, train=False, layout="contiguous", capture_dropout=False, return_input=False) -> Forward: ...
     def backward(self, handle, x, grad_out, *, train=False) -> Backward: ...
@@ -192,7 +192,8 @@ class LocalCandidate(Candidate):
         return out
 
     # -- the interface ---------------------------------------------------
-    def build(self, cfg, dtype="float32", seed=0):
+    def build(self, cfg, dtype="float32", seed=0, weights=None):
+        """A new module for `cfg`, and with `weights` given, those loaded into it (one step, as `load`)."""
         # the CPU generator only: torch.manual_seed also queues lazy seeding of every
         # accelerator backend, which costs more than building the module
         torch.default_generator.manual_seed(seed)
@@ -202,6 +203,12 @@ class LocalCandidate(Candidate):
         module = self._call("build", self.adapter.to_dtype, module, DTYPES[dtype])
         self._next += 1
         self._modules[self._next] = (module, cfg, dtype)
+        if weights is not None:
+            try:
+                self.load(self._next, weights)
+            except CandidateError:
+                self.release(self._next)
+                raise
         return self._next
 
     def load(self, handle, weights):

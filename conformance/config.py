@@ -1,6 +1,6 @@
 """One configuration of an attention module, in the book's constructor terms."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 KINDS = (
     "simplified_self_attention",
@@ -67,9 +67,7 @@ class Config:
         return self.out_features
 
     def with_(self, **changes):
-        values = asdict(self)
-        values.update(changes)
-        return Config(**values)
+        return replace(self, **changes)
 
     def as_dict(self):
         return asdict(self)

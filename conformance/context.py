@@ -93,7 +93,7 @@ class Context:
             opts["max_heads"] = info["max_heads"]
         opts.update(options)
         case = self.data.draw(_cases(self.kind, tuple(sorted(opts.items()))), label="case")
-        self.notes["case"] = case.describe()
+        self.notes["case"] = case  # described (Case.describe) only when the engine reports it
         self.reached |= conditions(case)
         return case
 
@@ -128,8 +128,8 @@ class Context:
         return self.default_dtype
 
     # -- the candidate -------------------------------------------------------
-    def build(self, cfg, dtype=None, seed=0):
-        handle = self.cand.build(cfg, dtype=dtype or self.default_dtype, seed=seed)
+    def build(self, cfg, dtype=None, seed=0, weights=None):
+        handle = self.cand.build(cfg, dtype=dtype or self.default_dtype, seed=seed, weights=weights)
         self._handles.append(handle)
         self._configs[handle] = cfg
         return handle
@@ -143,9 +143,7 @@ class Context:
         if case.cfg.kind == "simplified_self_attention":  # no weights to load
             return self.build(case.cfg, dtype), {}
         w = weights.canonical_weights(case.cfg, case.rng(1000 + salt), dtype, sharpness)
-        handle = self.build(case.cfg, dtype)
-        self.load(handle, w)
-        return handle, w
+        return self.build(case.cfg, dtype, weights=w), w
 
     def inputs(self, case, salt=0, dtype=None, scale=None):
         return weights.inputs(case.input_shape, case.rng(salt), dtype or case.dtype, case.scale if scale is None else scale)

@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from .config import KINDS, MULTIHEAD_KINDS, Config
+from .config import KINDS, MULTIHEAD_KINDS, UNBATCHED_KINDS, Config
 
 __all__ = ["Case", "configs", "cases"]
 
@@ -97,6 +97,12 @@ def configs(
     square_only               force d_in == d_out (nn.MultiheadAttention, GPT-2 layouts)
     qkv_bias, dropout         the values to choose from
     """
+    options = _validated(kind, max_heads, max_head_dim, max_d_in, max_context, square_only, qkv_bias, dropout)
+    return st.tuples(*_config_parts(kind, **options, slack=min_tokens_slack)).map(lambda parts: _config(kind, square_only, *parts))
+
+
+def _validated(kind, max_heads, max_head_dim, max_d_in, max_context, square_only, qkv_bias, dropout):
+    """The configuration options, checked once, as keyword arguments for `_config_parts`."""
     _check_kind(kind)
     for name, value in (("max_heads", max_heads), ("max_head_dim", max_head_dim), ("max_d_in", max_d_in), ("max_context", max_context)):
         _check_range(name, value)
@@ -104,30 +110,34 @@ def configs(
     dropout = tuple(dropout)
     if not dropout or any(not (0.0 <= p < 1.0) for p in dropout):
         raise InvalidArgument(f"dropout={dropout!r} must hold probabilities in [0, 1)")
+    return dict(max_heads=max_heads, max_head_dim=max_head_dim, max_d_in=max_d_in, max_context=max_context,
+                square_only=square_only, qkv_bias=qkv_bias, dropout=dropout)
 
-    @st.composite
-    def draw(draw_one):
-        heads = draw_one(st.integers(1, max_heads)) if kind in MULTIHEAD_KINDS else 1
-        head_dim = draw_one(st.integers(1, max_head_dim))
-        d_out = heads * head_dim if kind == "MultiHeadAttention" else head_dim
-        if kind == "simplified_self_attention":
-            d_in = d_out = draw_one(st.integers(1, max_d_in))
-        elif square_only:
-            d_in = d_out
-        else:
-            d_in = draw_one(st.integers(1, max_d_in))
-        context = draw_one(st.integers(1 + min_tokens_slack, max_context + min_tokens_slack))
-        return Config(
-            kind=kind,
-            d_in=d_in,
-            d_out=d_out,
-            context_length=context,
-            dropout=draw_one(st.sampled_from(dropout)),
-            num_heads=heads,
-            qkv_bias=draw_one(st.sampled_from(qkv_bias)) if kind not in ("SelfAttention_v1", "simplified_self_attention") else False,
-        )
 
-    return draw()
+def _config_parts(kind, *, max_heads, max_head_dim, max_d_in, max_context, square_only, qkv_bias, dropout, slack):
+    """One prebuilt strategy per constructor argument, drawn together as a tuple.
+
+    A flat tuple costs hypothesis a fraction of nested composite draws, and
+    shrinks each argument on its own just the same.  An argument the kind
+    does not take is `just` its default, which costs no draw.
+    """
+    return (
+        st.integers(1, max_heads) if kind in MULTIHEAD_KINDS else st.just(1),
+        st.integers(1, max_head_dim),
+        st.just(None) if kind == "simplified_self_attention" or square_only else st.integers(1, max_d_in),
+        st.integers(1 + slack, max_context + slack) if max_context > 1 else st.just(1 + slack),
+        st.sampled_from(dropout),
+        st.sampled_from(qkv_bias) if kind not in ("SelfAttention_v1", "simplified_self_attention") else st.just(False),
+    )
+
+
+def _config(kind, square_only, heads, head_dim, d_in, context, dropout, qkv_bias):
+    d_out = heads * head_dim if kind == "MultiHeadAttention" else head_dim
+    if kind == "simplified_self_attention":
+        d_in = d_out = head_dim  # one size: the input is the output
+    elif square_only:
+        d_in = d_out
+    return Config(kind=kind, d_in=d_in, d_out=d_out, context_length=context, dropout=dropout, num_heads=heads, qkv_bias=qkv_bias)
 
 
 def cases(
@@ -155,25 +165,28 @@ def cases(
     max_context = config_options.pop("max_context", 10)
     if min_tokens > max_context:
         raise InvalidArgument(f"min_tokens={min_tokens} exceeds max_context={max_context}")
-    base = configs(kind, max_context=1, **config_options)
+    defaults = dict(max_heads=4, max_head_dim=8, max_d_in=12, square_only=False, qkv_bias=(False, True), dropout=(0.0,))
+    unknown = set(config_options) - set(defaults)
+    if unknown:
+        raise InvalidArgument(f"cases() got unknown options {sorted(unknown)}; it takes those of configs() and {', '.join(('max_batch', 'scales', 'dtype', 'min_tokens', 'full_length'))}")
+    options = _validated(kind, max_context=max_context, **(defaults | {k: v for k, v in config_options.items() if k in defaults}))
+    square_only = options["square_only"]
+    # context_length is num_tokens + slack below; the configuration's own is a placeholder
+    parts = _config_parts(kind, **(options | {"max_context": 1}), slack=0)
+    sizes = (
+        st.integers(min_tokens, max_context),  # num_tokens
+        st.just(0) if full_length else st.integers(0, 3),  # context_length - num_tokens
+        st.integers(1, max_batch) if kind not in UNBATCHED_KINDS else st.just(1),
+        st.integers(0, 2**16),  # the input seed
+        st.sampled_from(scales),
+    )
 
-    @st.composite
-    def draw(draw_one):
-        cfg = draw_one(base)
-        num_tokens = draw_one(st.integers(min_tokens, max_context))
-        slack = 0 if full_length else draw_one(st.integers(0, 3))
+    def case(values):
+        cfg = _config(kind, square_only, *values[: len(parts)])
+        num_tokens, slack, batch, seed, scale = values[len(parts):]
         if cfg.batched:
             cfg = cfg.with_(context_length=num_tokens + slack)
-            batch = draw_one(st.integers(1, max_batch))
-        else:
-            batch = 1
-        return Case(
-            cfg=cfg,
-            batch=batch,
-            num_tokens=num_tokens,
-            seed=draw_one(st.integers(0, 2**16)),
-            scale=draw_one(st.sampled_from(scales)),
-            dtype=dtype,
-        )
+        return Case(cfg=cfg, batch=batch, num_tokens=num_tokens, seed=seed, scale=scale, dtype=dtype)
 
-    return draw()
+    return st.tuples(*parts, *sizes).map(case)
+

@@ -263,10 +263,18 @@ class RemoteCandidate(Candidate):
         self.target = target
         self.info = trusted_info(kind, name or target, signature)
         self._handles = {}  # our handle -> (worker generation, worker handle)
+        self._released = []  # (worker generation, worker handle) to release with the next request
         self._next = 0
 
     def _call(self, stage, op, arrays=None, **fields):
-        return self.session.call(stage, {"op": op, "target": self.target, **fields}, arrays)
+        header = {"op": op, "target": self.target, **fields}
+        if self._released:  # handles released since the last request go with this one: a round trip fewer each
+            alive = self.session.channel is not None  # else this call starts a new worker first
+            live = [h for generation, h in self._released if alive and generation == self.session.generation]
+            self._released = []
+            if live:  # a restarted worker numbers its modules afresh: never release those
+                header["release"] = live
+        return self.session.call(stage, header, arrays)
 
     def _remote(self, handle, stage):
         generation, remote = self._handles[handle]
@@ -280,8 +288,10 @@ class RemoteCandidate(Candidate):
             raise protocol.ProtocolError(f"the reply to {stage} lacks the array {key!r}")
         return out[key]
 
-    def build(self, cfg, dtype="float32", seed=0):
-        reply, _ = self._call("build", "build", cfg=cfg.as_dict(), dtype=dtype, seed=int(seed))
+    def build(self, cfg, dtype="float32", seed=0, weights=None):
+        """One request, with the weights to load when given (as `load`): a round trip fewer."""
+        arrays = None if weights is None else {f"w:{k}": np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+        reply, _ = self._call("build", "build", arrays, cfg=cfg.as_dict(), dtype=dtype, seed=int(seed), load=weights is not None)
         remote = reply.get("handle")
         if type(remote) is not int:
             raise self.session._died("build", "crashed", "sent a malformed reply (no handle)")
@@ -368,10 +378,7 @@ class RemoteCandidate(Candidate):
     def release(self, handle):
         entry = self._handles.pop(handle, None)
         if entry and entry[0] == self.session.generation and self.session.channel is not None:
-            try:
-                self._call("release", "release", handle=entry[1])
-            except CandidateError:
-                pass
+            self._released.append(entry)
 
     def close(self):
         self._handles.clear()

@@ -104,8 +104,14 @@ class Worker:
     def dispatch(self, h, arrays):
         op = h["op"]
         cand = self.candidates[h["target"]]
+        for handle in h.get("release", ())[:100000]:  # released since the previous request
+            try:
+                cand.release(handle)
+            except CandidateError:  # nothing to release: the grader only forgets it
+                pass
         if op == "build":
-            return {"handle": cand.build(Config(**h["cfg"]), dtype=h["dtype"], seed=h["seed"])}, None
+            weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w:")} if h.get("load") else None
+            return {"handle": cand.build(Config(**h["cfg"]), dtype=h["dtype"], seed=h["seed"], weights=weights)}, None
         if op == "load":
             weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w:")}
             cand.load(h["handle"], weights)

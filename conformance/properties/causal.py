@@ -63,9 +63,8 @@ def every_visible_token_takes_part(ctx):
     """Under uniform attention, changing token j changes the output at every position i >= j."""
     case = ctx.case(min_tokens=2)
     j = ctx.draw(st.integers(0, case.num_tokens - 1), label="j")
-    handle = ctx.build(case.cfg)
     w = weights.zero_query_weights(case.cfg, case.rng(13), case.dtype)
-    ctx.load(handle, w)
+    handle = ctx.build(case.cfg, weights=w)
     x = ctx.inputs(case)
     x2 = x.copy()
     x2[:, j] = x[:, j] + 1.0 + case.rng(14).standard_normal(x[:, j].shape)

@@ -52,7 +52,7 @@ def heads_split_into_independent_single_heads(ctx):
     if cfg.num_heads < 2:
         case = case.with_(cfg=cfg.with_(num_heads=2, d_out=2 * cfg.head_dim if cfg.kind == "MultiHeadAttention" else cfg.d_out))
         cfg = case.cfg
-        ctx.note(case=case.describe())
+        ctx.note(case=case)
     ctx.reach("num_heads > 1")
     handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
@@ -60,9 +60,8 @@ def heads_split_into_independent_single_heads(ctx):
     one = cfg.with_(num_heads=1, d_out=cfg.head_dim)
     parts, allowances = [], []
     for h in range(cfg.num_heads):
-        single = ctx.build(one, case.dtype)
         sliced = weights.round_to_all(_head_slices(cfg, w, h), case.dtype)
-        ctx.load(single, sliced)
+        single = ctx.build(one, case.dtype, weights=sliced)
         parts.append(ctx.forward(single, x).y)
         allowances.append(ctx.budget(ctx.oracle(one, sliced, x), one, sliced, x, case.dtype))
     merged, allowed_heads = np.concatenate(parts, axis=-1), np.concatenate(allowances, axis=-1)

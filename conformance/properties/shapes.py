@@ -112,7 +112,7 @@ def batch_elements_are_independent(ctx):
     case = ctx.case(max_batch=3)
     if case.batch < 2:
         case = case.with_(batch=2)
-        ctx.note(case=case.describe())
+        ctx.note(case=case)
     ctx.reach("batch > 1")
     handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)

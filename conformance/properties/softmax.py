@@ -72,8 +72,7 @@ def uniform_attention_probe(ctx):
     case = ctx.case()
     cfg = case.cfg
     w = weights.zero_query_weights(cfg, case.rng(11), case.dtype)
-    handle = ctx.build(cfg)
-    ctx.load(handle, w)
+    handle = ctx.build(cfg, weights=w)
     x = ctx.inputs(case)
     y = ctx.forward(handle, x).y
     T = case.num_tokens
