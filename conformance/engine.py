@@ -28,6 +28,7 @@ from .config import CAUSAL_KINDS, Config
 from .context import Context, NotApplicable, runs_at_full_length
 from .declarations import declared_skips
 from .properties import properties_for
+from .strategies import Case
 from .results import ClauseResult, Result, environment, verdict_of
 
 PROFILES = {"quick": 6, "default": 25, "thorough": 200}
@@ -86,6 +87,13 @@ def _first_violation(exc):
     return None
 
 
+def _described(notes):
+    """The notes of an example as plain data for reports: cases become their describe() dicts."""
+    if notes is None:
+        return None
+    return {k: v.describe() if isinstance(v, Case) else v for k, v in notes.items()}
+
+
 def _crash_clauses(p, candidate, notes, error):
     """The clause a crash violates: CAUSAL-5 when the same module works at full length."""
     case = (notes or {}).get("case")
@@ -120,6 +128,8 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
                 state["reached"][cond] = state["reached"].get(cond, 0) + 1
             ctx.release_all()
 
+    # no example database, so no key: as hypothesis.find does, which spares digesting the source per run
+    test._hypothesis_internal_database_key = None
     start = time.perf_counter()
     outcome = Outcome(p, "passed")
     try:
@@ -137,13 +147,13 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
         elif isinstance(found, CandidateError) and found.reason == "mapping":
             outcome = Outcome(p, "not_checked", message=f"not checked: the canonical weights cannot be transferred (IFACE-8): {found.message}")
         elif isinstance(found, CandidateError):
-            outcome = Outcome(p, "failed", _crash_clauses(p, candidate, state["notes"], found), found.plain())
+            outcome = Outcome(p, "failed", _crash_clauses(p, candidate, _described(state["notes"]), found), found.plain())
             outcome.crash = found.exc_type
         else:
             outcome = Outcome(p, "failed", p.clauses[:1], "the implementation behaves differently on the same input")
         if flaky:
             outcome.message += " (the failure did not reproduce on replay: the implementation is not deterministic)"
-        outcome.counterexample = state["notes"]
+        outcome.counterexample = _described(state["notes"])
     except HypothesisException as exc:
         outcome = Outcome(p, "error", p.clauses[:1], f"the suite could not run this property: {type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug in the suite itself: say so, never blame the target
@@ -226,14 +236,138 @@ def torch_threads(n=1):
         torch.set_num_threads(before)
 
 
-def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None, threads=1, influence=True, skip=()):
+def check_candidate(candidate, *, target, kind, profile="default", seed=0, only=None, threads=1, influence=True, skip=(), jobs=1):
     """Every property for `kind` against `candidate`; gates first, dependants not_checked.
 
     `influence`: draw the influence map of each causal failure (attnspec.influence) afterwards.
     `skip`: clause IDs the user declares away (reported "not applicable: declared"), on top of
-    what the adapter declares (attnspec.declarations)."""
+    what the adapter declares (attnspec.declarations).  `jobs`: see `check_candidates`."""
+    return check_candidates([(candidate, target, kind)], profile=profile, seed=seed, only=only, threads=threads,
+                            influence=influence, skip=skip, jobs=jobs)[0]
+
+
+def check_candidates(items, *, profile="default", seed=0, only=None, threads=1, influence=True, skip=(), jobs=1):
+    """A Result for each (candidate, target, kind) in `items`, in order.
+
+    `jobs` > 1 (or "auto") runs the properties of all items in that many
+    processes forked from this one (attnspec.pool): every property is seeded
+    on its own, so the verdicts are the same as with one process.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    from .pool import usable_jobs
+
+    start = time.perf_counter()
+    plans = [_plan(candidate, target, kind, only, skip) for candidate, target, kind in items]
     with torch_threads(threads):
-        return _check_candidate(candidate, target=target, kind=kind, profile=profile, seed=seed, only=only, influence=influence, skip=skip)
+        jobs = usable_jobs(jobs)
+        if jobs > 1 and sum(o is None for plan in plans for o in plan.outcomes) > 1:
+            _run_in_workers(plans, profile, seed, jobs, threads)
+        else:
+            for plan in plans:
+                _run_here(plan, profile, seed)
+        return [_finish(plan, profile, seed, influence, start) for plan in plans]
+
+
+@dataclass
+class _Plan:
+    """One target's properties in registry order, and their outcomes (None: still to run)."""
+
+    candidate: object
+    target: str
+    kind: str
+    info: dict
+    wanted: set
+    declared: dict
+    skip: tuple
+    props: list
+    outcomes: list
+
+
+def _plan(candidate, target, kind, only, skip):
+    info = dict(candidate.info)
+    wanted = {spec.get(c).id for c in only} if only else None
+    declared = declared_skips(info, skip)
+    props, outcomes = [], []
+    for p in properties_for(kind):
+        if wanted is not None and not p.gate and not (wanted & set(p.clauses)):
+            continue
+        props.append(p)
+        outcomes.append(Outcome(p, "skipped", message=declared[p.clauses[0]]) if set(p.clauses) <= set(declared) else None)
+    return _Plan(candidate, target, kind, info, wanted, declared, tuple(skip), props, outcomes)
+
+
+_WAIT = object()
+
+
+def _blocker(plan, p):
+    """The failed gate's Outcome that stops `p`, _WAIT while a gate it needs is still running, else None."""
+    for k, q in enumerate(plan.props):
+        if q.gate and q.gate in p.needs:
+            o = plan.outcomes[k]
+            if o is None:
+                return _WAIT
+            if o.status in ("failed", "error"):
+                return o
+    return None
+
+
+def _not_checked(gate):
+    return f"not checked: {', '.join(gate.clauses)} failed ({gate.message})"
+
+
+def _run_here(plan, profile, seed):
+    """Each property in registry order in this process (the gates come first)."""
+    for k, p in enumerate(plan.props):
+        if plan.outcomes[k] is None:
+            gate = _blocker(plan, p)
+            if gate is not None and gate is not _WAIT:
+                plan.outcomes[k] = Outcome(p, "not_checked", message=_not_checked(gate))
+            else:
+                plan.outcomes[k] = run_property(p, plan.candidate, plan.info, plan.kind, profile, seed)
+
+
+def _run_in_workers(plans, profile, seed, jobs, threads):
+    """Every property still to run, in `jobs` forked workers, the gates and then the longest first.
+
+    Dependants start before their gates finish; when a gate fails, the ones
+    not yet started are cancelled and every dependant is not_checked, as in
+    `_run_here`.  If a worker dies (the code under test crashed its process),
+    what is not finished is run here, one by one, as without workers.
+    """
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .pool import ForkPool
+
+    def task(i, k):
+        plan = plans[i]
+        o = run_property(plan.props[k], plan.candidate, plan.info, plan.kind, profile, seed)
+        return {f: getattr(o, f) for f in Outcome.__dataclass_fields__ if f != "prop"}
+
+    todo = [(i, k) for i, plan in enumerate(plans) for k, o in enumerate(plan.outcomes) if o is None]
+    todo.sort(key=lambda ik: (not plans[ik[0]].props[ik[1]].gate, -plans[ik[0]].props[ik[1]].examples))
+    try:
+        with ForkPool(task, jobs, threads) as pool:
+            running = {pool.submit(i, k): (i, k) for i, k in todo}
+            for future in as_completed(running):
+                if future.cancelled():
+                    continue
+                i, k = running[future]
+                plan, p = plans[i], plans[i].props[k]
+                plan.outcomes[k] = Outcome(p, **future.result())
+                if p.gate and plan.outcomes[k].status in ("failed", "error"):
+                    for f, (j, m) in running.items():
+                        if j == i and p.gate in plan.props[m].needs:
+                            f.cancel()
+    except BrokenProcessPool:
+        pass
+    for plan in plans:  # the gates' verdicts over their dependants, and anything a dead worker left
+        for k, p in enumerate(plan.props):
+            gate = _blocker(plan, p)
+            if gate is not None and gate is not _WAIT:
+                plan.outcomes[k] = Outcome(p, "not_checked", message=_not_checked(gate))
+        _run_here(plan, profile, seed)
 
 
 def _declare(clause_results, declared):
@@ -246,41 +380,21 @@ def _declare(clause_results, declared):
     return clause_results
 
 
-def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=True, skip=()):
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+def _finish(plan, profile, seed, influence, start):
+    """Fold one plan's outcomes into its Result."""
     from . import SPEC_VERSION, __version__
 
-    start = time.perf_counter()
-    info = dict(candidate.info)
-    wanted = {spec.get(c).id for c in only} if only else None
-    declared = declared_skips(info, skip)
-    failed_gates = {}
-    outcomes = []
-    for p in properties_for(kind):
-        if wanted is not None and not p.gate and not (wanted & set(p.clauses)):
-            continue
-        if set(p.clauses) <= set(declared):
-            outcomes.append(Outcome(p, "skipped", message=declared[p.clauses[0]]))
-            continue
-        blocked = [g for g in p.needs if g in failed_gates]
-        if blocked:
-            gate = failed_gates[blocked[0]]
-            outcomes.append(Outcome(p, "not_checked", message=f"not checked: {', '.join(gate.clauses)} failed ({gate.message})"))
-            continue
-        o = run_property(p, candidate, info, kind, profile, seed)
-        outcomes.append(o)
-        if p.gate and o.status in ("failed", "error"):
-            failed_gates[p.gate] = o
-    outcomes = _one_report_per_crash(outcomes)
+    kind, target, info, wanted, declared = plan.kind, plan.target, plan.info, plan.wanted, plan.declared
+    failed_gates = [o for p, o in zip(plan.props, plan.outcomes) if p.gate and o.status in ("failed", "error")]
+    outcomes = _one_report_per_crash(plan.outcomes)
     clause_results = _declare(fold(outcomes, kind, target, profile, seed), declared)
     if wanted is not None:  # a failed gate stays in view: the clauses asked for were not checked because of it
-        gates = {cid for o in failed_gates.values() for cid in o.clauses}
+        gates = {cid for o in failed_gates for cid in o.clauses}
         clause_results = [c for c in clause_results if c.id in wanted or (c.id in gates and c.status in ("failed", "error"))]
     if influence:  # a picture of each causal failure; it never raises and never changes a verdict
         from .influence import attach
 
-        attach(clause_results, candidate, info)
+        attach(clause_results, plan.candidate, info)
     reach = {}
     for o in outcomes:
         for cond, n in o.reached.items():
@@ -294,19 +408,20 @@ def _check_candidate(candidate, *, target, kind, profile, seed, only, influence=
         profile=profile,
         tool={"name": "attnspec", "version": __version__, "spec_version": SPEC_VERSION},
         environment=environment(),
-        declarations={k: v for k, v in info.items() if k not in ("name",)} | ({"skip_requested": list(skip)} if skip else {}),
+        declarations={k: v for k, v in info.items() if k not in ("name",)} | ({"skip_requested": list(plan.skip)} if plan.skip else {}),
         reach=dict(sorted(reach.items())),
         duration_s=round(time.perf_counter() - start, 3),
     )
 
 
-def check_target(target, *, kind=None, profile="default", seed=None, only=None, emulation="none", skip=()):
+def check_target(target, *, kind=None, profile="default", seed=None, only=None, emulation="none", skip=(), jobs=1):
     """Load TARGET in this process (trusted code) and check each object found: a list of Results.
 
     Each target first passes the preflight stage (attnspec.preflight): glue that
     cannot build, load or call it raises PreflightError before any property runs.
     `emulation` runs it as on other hardware (attnspec.emulation): the suite's
-    own tests use it to show verdicts do not depend on the machine.
+    own tests use it to show verdicts do not depend on the machine.  `jobs`:
+    processes to spread the properties over (see `check_candidates`).
     """
     from . import preflight
     from .emulation import emulate, threads_for
@@ -317,8 +432,5 @@ def check_target(target, *, kind=None, profile="default", seed=None, only=None, 
     loaded = load_target(target, kind)
     for label, adapter in loaded:
         preflight.run(adapter)
-    results = []
-    for label, adapter in loaded:
-        candidate = LocalCandidate(emulate(adapter, emulation))
-        results.append(check_candidate(candidate, target=label, kind=adapter.kind, profile=profile, seed=seed, only=only, threads=threads_for(emulation), skip=skip))
-    return results
+    items = [(LocalCandidate(emulate(adapter, emulation)), label, adapter.kind) for label, adapter in loaded]
+    return check_candidates(items, profile=profile, seed=seed, only=only, threads=threads_for(emulation), skip=skip, jobs=jobs)

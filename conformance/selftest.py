@@ -34,6 +34,7 @@ Exit status: 0 when every mutant is killed and every gallery entry accepted,
 
 import argparse
 import ast
+import gc
 import importlib.util
 import json
 import multiprocessing
@@ -214,6 +215,7 @@ def warm_up():
     from attnspec.properties import _load
 
     _load()
+    gc.freeze()  # each child's collections then skip what every child shares (see attnspec.cli)
 
 
 def _child(conn, job, profile, focused):

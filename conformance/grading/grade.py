@@ -17,6 +17,7 @@ static scan or by the worker's audit hook) score 0.
 
 import ast
 import concurrent.futures
+import gc
 import hashlib
 import importlib.util
 import multiprocessing
@@ -384,6 +385,11 @@ class Grader:
         self.scratch = tempfile.mkdtemp(prefix="attnspec-grade-")
         os.chmod(self.scratch, 0o711)
         self.zygote = Zygote()
+        from .. import engine  # noqa: F401 - loaded once, then kept out of the collector's view
+        from ..properties import _load
+
+        _load()
+        gc.freeze()  # see attnspec.cli: full collections then skip torch's and hypothesis's objects
 
     def grade(self, sub):
         try:

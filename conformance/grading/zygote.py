@@ -16,6 +16,7 @@ killed when the worker ends.
 `Zygote` is the grader's handle on it.
 """
 
+import gc
 import json
 import os
 import select
@@ -173,6 +174,10 @@ def _preload():
 
     from .. import candidate, formulas, targets  # noqa: F401
     from . import protocol, sandbox, worker  # noqa: F401
+
+    # out of the collector's view: no full collection in a worker walks torch's million objects,
+    # and none touches (and so copies) the pages every forked worker shares with the zygote
+    gc.freeze()
 
 
 def main():
