@@ -65,8 +65,17 @@ class ForkPool:
     def close(self):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def terminate(self):
+        """Stop at once (Ctrl-C, an error here): a worker may be inside code that never returns."""
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            process.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()

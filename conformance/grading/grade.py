@@ -460,7 +460,11 @@ def grade_batch(subs, rubric, out_dir, *, jobs=1, resume=False, hide=None, netwo
         finally:
             grader and grader.close()
     else:
-        ctx = multiprocessing.get_context("spawn")
+        # forked grading processes start with torch and the engine loaded (a torch import each saved);
+        # fork only from a single-threaded process (attnspec.pool), else start them fresh
+        from ..pool import usable_jobs
+
+        ctx = multiprocessing.get_context("fork" if usable_jobs(jobs) > 1 else "spawn")
         with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_pool_init,
                                                     initargs=(rubric, hide, out_dir, network)) as pool:
             for future in concurrent.futures.as_completed([pool.submit(_pool_grade, s) for s in todo]):
