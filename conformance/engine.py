@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky, HypothesisException
 
 from . import clauses as spec
+from . import generation, replay
 from .assertions import ClauseViolation
 from .candidate import CandidateError, LocalCandidate
 from .config import CAUSAL_KINDS, Config
@@ -107,35 +108,102 @@ def _crash_clauses(p, candidate, notes, error):
     return p.clauses[:1]
 
 
-def run_property(p, candidate, info, kind, profile="default", seed=0):
-    """Run one property as a seeded hypothesis test; return its Outcome."""
-    state = {"notes": None, "calls": 0, "skipped": 0, "skip_reason": "", "reached": {}}
+class _Tally:
+    """What the examples of one property run add up to, whether hypothesis or a replay ran them."""
 
-    @settings(settings.get_profile(f"attnspec-{profile}"), max_examples=max(1, round(PROFILES[profile] * p.examples)))
-    @hypothesis_seed(seed)
-    @given(data=st.data())
-    def test(data):
-        ctx = Context(candidate, info, data, kind, profile)
-        state["calls"] += 1
+    def __init__(self):
+        self.notes = None
+        self.calls = 0
+        self.skipped = 0
+        self.skip_reason = ""
+        self.reached = {}
+
+    def run(self, p, ctx):
+        """One example: the property on `ctx`; NotApplicable counts as skipped, anything else propagates."""
+        self.calls += 1
         try:
             p.fn(ctx)
         except NotApplicable as why:
-            state["skipped"] += 1
-            state["skip_reason"] = str(why)
+            self.skipped += 1
+            self.skip_reason = str(why)
         finally:
-            state["notes"] = ctx.notes
+            self.notes = ctx.notes
             for cond in ctx.reached:
-                state["reached"][cond] = state["reached"].get(cond, 0) + 1
+                self.reached[cond] = self.reached.get(cond, 0) + 1
             ctx.release_all()
+
+    def outcome(self, p):
+        if self.calls and self.skipped == self.calls:
+            return Outcome(p, "skipped", message=self.skip_reason)
+        return Outcome(p, "passed")
+
+
+def run_property(p, candidate, info, kind, profile="default", seed=0):
+    """Run one property as a seeded hypothesis test; return its Outcome.
+
+    When the same property passed before in this process under the same key
+    (attnspec.replay), its examples are first replayed without hypothesis:
+    the same outcome at a fraction of the cost, or, on any difference, the
+    hypothesis run below as if nothing had been kept.
+    """
+    max_examples = max(1, round(PROFILES[profile] * p.examples))
+    key = replay.key(p, kind, profile, seed, max_examples, info)
+    recording = replay.lookup(key)
+    if recording is not None:
+        outcome = _replayed(p, candidate, info, kind, profile, recording)
+        if outcome is not None:
+            return outcome
+    return _run_hypothesis(p, candidate, info, kind, profile, seed, max_examples, key)
+
+
+def _replayed(p, candidate, info, kind, profile, recording):
+    """The Outcome of replaying `recording`, or None when the run must go to hypothesis."""
+    start = time.perf_counter()
+    tally = _Tally()
+    for draws in recording.examples:
+        data = replay.Replayer(draws)
+        try:
+            tally.run(p, Context(candidate, info, data, kind, profile))
+        except (replay.Diverged, Exception):  # a failure or another path: hypothesis decides, and shrinks
+            return None
+        if not data.finished:
+            return None
+    outcome = tally.outcome(p)
+    outcome.examples, outcome.reached = tally.calls, tally.reached
+    outcome.duration_s = time.perf_counter() - start
+    return outcome
+
+
+def _run_hypothesis(p, candidate, info, kind, profile, seed, max_examples, key):
+    tally = _Tally()
+    drawn = []  # each finished example's draws, kept for attnspec.replay when the run passes
+    shareable = [True]  # every example finished and drew only immutable values
+
+    @settings(settings.get_profile(f"attnspec-{profile}"), max_examples=max_examples)
+    @hypothesis_seed(seed)
+    @given(data=st.data())
+    def test(data):
+        recorder = replay.Recorder(data)
+        finished = False
+        try:
+            tally.run(p, Context(candidate, info, recorder, kind, profile))
+            finished = True
+        finally:
+            if finished and recorder.shareable:
+                drawn.append(tuple(recorder.draws))
+            else:
+                shareable[0] = False
 
     # no example database, so no key: as hypothesis.find does, which spares digesting the source per run
     test._hypothesis_internal_database_key = None
     start = time.perf_counter()
     outcome = Outcome(p, "passed")
     try:
-        test()
-        if state["calls"] and state["skipped"] == state["calls"]:
-            outcome = Outcome(p, "skipped", message=state["skip_reason"])
+        with generation.seed_only():
+            test()
+        outcome = tally.outcome(p)
+        if shareable[0] and len(drawn) == tally.calls:
+            replay.keep(key, replay.Recording(tuple(drawn)))
     except (ClauseViolation, CandidateError, Flaky) as exc:
         found = _first_violation(exc)
         flaky = isinstance(exc, Flaky)
@@ -147,20 +215,20 @@ def run_property(p, candidate, info, kind, profile="default", seed=0):
         elif isinstance(found, CandidateError) and found.reason == "mapping":
             outcome = Outcome(p, "not_checked", message=f"not checked: the canonical weights cannot be transferred (IFACE-8): {found.message}")
         elif isinstance(found, CandidateError):
-            outcome = Outcome(p, "failed", _crash_clauses(p, candidate, _described(state["notes"]), found), found.plain())
+            outcome = Outcome(p, "failed", _crash_clauses(p, candidate, _described(tally.notes), found), found.plain())
             outcome.crash = found.exc_type
         else:
             outcome = Outcome(p, "failed", p.clauses[:1], "the implementation behaves differently on the same input")
         if flaky:
             outcome.message += " (the failure did not reproduce on replay: the implementation is not deterministic)"
-        outcome.counterexample = _described(state["notes"])
+        outcome.counterexample = _described(tally.notes)
     except HypothesisException as exc:
         outcome = Outcome(p, "error", p.clauses[:1], f"the suite could not run this property: {type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug in the suite itself: say so, never blame the target
         tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         outcome = Outcome(p, "error", p.clauses[:1], f"internal error in the suite ({p.name}): {tail}")
-    outcome.examples = state["calls"]
-    outcome.reached = state["reached"]
+    outcome.examples = tally.calls
+    outcome.reached = tally.reached
     outcome.duration_s = time.perf_counter() - start
     return outcome
 

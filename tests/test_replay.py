@@ -1,0 +1,193 @@
+"""Replaying a kept passing run (attnspec.replay) changes the cost of a check, never its result.
+
+Each target is checked twice: cold (nothing kept, every property under
+hypothesis) and warm (after a correct implementation of the same kind has
+been checked, so every property that passed there is replayed first).  The
+two results must be the same, clause by clause: statuses, messages, the
+shrunk counterexamples, example counts and reach.  The targets include
+mutants that fail on the first example and on later ones, one whose state
+carries over between calls, a crashing one, adapters with other
+declarations, and correct code in other styles.
+"""
+
+import os
+import pickle
+
+import pytest
+
+import attnspec
+from attnspec import engine, replay
+from attnspec.strategies import Case
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+ZOO = os.path.join(ROOT, "tests", "zoo")
+GALLERY = os.path.join(ROOT, "tests", "gallery")
+REFERENCE = {
+    "simplified_self_attention": "reference/simplified.py:simplified_self_attention",
+    "SelfAttention_v1": "reference/self_attention.py:SelfAttention_v1",
+    "CausalAttention": "reference/causal.py:CausalAttention",
+    "MultiHeadAttentionWrapper": "reference/multihead.py:MultiHeadAttentionWrapper",
+    "MultiHeadAttention": "reference/multihead.py:MultiHeadAttention",
+}
+TARGETS = [
+    ("MultiHeadAttention", f"{ZOO}/m16_mask_diagonal_0.py"),
+    ("MultiHeadAttention", f"{ZOO}/m28_split_view_no_transpose.py"),
+    ("MultiHeadAttention", f"{ZOO}/m51_dropout_on_output.py"),
+    ("MultiHeadAttention", f"{ZOO}/m55_dropout_never_applied.py"),
+    ("MultiHeadAttention", f"{ZOO}/m61_new_weights_each_call.py"),
+    ("MultiHeadAttention", f"{ZOO}/m62_stale_kv_cache.py"),
+    ("MultiHeadAttention", f"{ZOO}/m67_no_divisibility_check.py"),
+    ("MultiHeadAttention", f"{GALLERY}/g04_fused_qkv.py"),
+    ("MultiHeadAttention", f"{GALLERY}/g14_torch_multihead_attention.py"),
+    ("CausalAttention", f"{ZOO}/m71_mask_renormalised_underflow.py"),
+    ("CausalAttention", f"{ZOO}/m54_dropout_no_rescale.py"),
+    ("MultiHeadAttentionWrapper", f"{ZOO}/m45_wrapper_shared_head.py"),
+    ("SelfAttention_v1", f"{ZOO}/m09_v1_no_scaling.py"),
+    ("simplified_self_attention", f"{ZOO}/m12_simplified_softmax_dim0.py"),
+    ("CausalAttention", os.path.join(ROOT, "tests", "fixtures", "no_mask.py")),
+]
+
+
+def _comparable(results):
+    """The result dicts without what may differ between two runs of the same check: timings and machine."""
+    out = []
+    for r in results:
+        d = r.to_dict()
+        d.pop("duration_s", None)
+        d.pop("environment", None)
+        for c in d["clauses"]:
+            c.pop("duration_s", None)
+        out.append(d)
+    return out
+
+
+@pytest.fixture
+def replays():
+    """Replay on and empty for the test; the process's own state restored afterwards."""
+    kept = replay.export()
+    before = replay.set_enabled(True)
+    replay.clear()
+    yield
+    replay.clear()
+    replay.absorb(kept)
+    replay.set_enabled(before)
+
+
+def _cold(target):
+    replay.clear()
+    before = replay.set_enabled(False)
+    try:
+        return attnspec.check(target, seed=0)
+    finally:
+        replay.set_enabled(before)
+
+
+def _hypothesis_runs(monkeypatch):
+    """The replay keys of the properties that run under hypothesis from now on (not replayed)."""
+    keys = []
+    real = engine._run_hypothesis
+    monkeypatch.setattr(engine, "_run_hypothesis", lambda p, *args: keys.append(args[-1]) or real(p, *args))
+    return keys
+
+
+@pytest.mark.parametrize(("kind", "target"), TARGETS, ids=[os.path.basename(t) for _, t in TARGETS])
+def test_a_warm_check_gives_the_cold_result(replays, monkeypatch, kind, target):
+    cold = _comparable(_cold(target))
+    attnspec.check(REFERENCE[kind], seed=0)  # keeps the draws of every property that passes there
+    kept = {k for k, _ in replay.export()}
+    assert kept, "the reference's passing properties were not kept"
+    ran = _hypothesis_runs(monkeypatch)
+    warm = _comparable(attnspec.check(target, seed=0))
+    assert warm == cold
+    if all(r["verdict"] == "conforms" for r in cold):  # nothing fails, so nothing kept may run again
+        assert not kept & set(ran), f"kept properties ran under hypothesis: {sorted(k[1] for k in kept & set(ran))}"
+
+
+def test_a_correct_target_checked_again_runs_no_property_under_hypothesis_twice(replays, monkeypatch):
+    target = REFERENCE["MultiHeadAttention"]
+    first = attnspec.check(target, seed=0)
+    kept = {k for k, _ in replay.export()}
+    assert len(kept) >= 25, f"only {len(kept)} of MultiHeadAttention's properties were kept"
+    ran = _hypothesis_runs(monkeypatch)
+    second = attnspec.check(target, seed=0)
+    assert _comparable(second) == _comparable(first)
+    assert not kept & set(ran), f"kept properties ran under hypothesis again: {sorted(k[1] for k in kept & set(ran))}"
+
+
+def test_another_seed_or_profile_or_declaration_is_another_key(replays):
+    p = next(q for q in engine.properties_for("CausalAttention") if q.name == "future_tokens_do_not_change_the_past")
+    info = {"name": "a", "signature": "(self)", "square_only": False}
+    base = replay.key(p, "CausalAttention", "default", 0, 25, info)
+    assert replay.key(p, "CausalAttention", "default", 0, 25, {**info, "name": "b", "signature": None}) == base
+    for other in (
+        replay.key(p, "CausalAttention", "default", 1, 25, info),
+        replay.key(p, "CausalAttention", "quick", 0, 6, info),
+        replay.key(p, "CausalAttention", "default", 0, 25, {**info, "square_only": True}),
+        replay.key(p, "MultiHeadAttention", "default", 0, 25, info),
+    ):
+        assert other != base
+
+
+class _Data:
+    def __init__(self, values):
+        self.values = list(values)
+
+    def draw(self, strategy, label=None):
+        return self.values.pop(0)
+
+
+def test_a_replay_answers_only_the_draws_it_recorded():
+    from hypothesis import strategies as st
+
+    recorder = replay.Recorder(_Data([3, "transposed"]))
+    assert recorder.draw(st.integers(0, 5), label="t") == 3
+    assert recorder.draw(st.sampled_from(["transposed", "strided"]), label="layout") == "transposed"
+    assert recorder.shareable
+
+    same = replay.Replayer(tuple(recorder.draws))
+    assert same.draw(st.integers(0, 5), label="t") == 3
+    assert not same.finished
+    assert same.draw(st.sampled_from(["transposed", "strided"]), label="layout") == "transposed"
+    assert same.finished
+    with pytest.raises(replay.Diverged):
+        same.draw(st.integers(0, 5), label="t")  # one draw more than the recording holds
+
+    with pytest.raises(replay.Diverged):
+        replay.Replayer(tuple(recorder.draws)).draw(st.integers(0, 5), label="k")  # another label
+    with pytest.raises(replay.Diverged):
+        replay.Replayer(tuple(recorder.draws)).draw(st.integers(0, 6), label="t")  # another strategy
+
+    mutable = replay.Recorder(_Data([[1, 2]]))
+    mutable.draw(st.lists(st.integers()), label="xs")
+    assert not mutable.shareable, "a mutable drawn value must not be shared between runs"
+
+
+def test_a_diverging_replay_is_not_caught_by_a_property():
+    assert not issubclass(replay.Diverged, Exception)
+
+
+def test_recordings_travel_between_processes(replays):
+    attnspec.check(REFERENCE["SelfAttention_v1"], seed=0)
+    items = replay.export()
+    assert items
+    back = pickle.loads(pickle.dumps(items))
+    replay.clear()
+    replay.absorb(back)
+    assert replay.export() == items
+    assert any(isinstance(v, Case) for _, rec in items for ex in rec.examples for _, _, v in ex)
+
+
+def test_nothing_is_kept_or_replayed_when_turned_off(replays):
+    replay.set_enabled(False)
+    attnspec.check(REFERENCE["SelfAttention_v1"], seed=0)
+    assert replay.export() == []
+
+
+def test_the_store_is_bounded(replays, monkeypatch):
+    monkeypatch.setattr(replay, "MAX_RECORDINGS", 3)
+    for i in range(5):
+        replay.keep(("k", i), replay.Recording(()))
+    assert [k for k, _ in replay.export()] == [("k", 2), ("k", 3), ("k", 4)]
+    assert replay.lookup(("k", 2)) is not None
+    replay.keep(("k", 5), replay.Recording(()))
+    assert [k for k, _ in replay.export()] == [("k", 4), ("k", 2), ("k", 5)]
