@@ -15,16 +15,18 @@ import torch
 import torch.nn.functional as F
 
 from .candidate import DTYPES
+from .memo import remembered
 
 
+@remembered
 def plain_attention(cfg, w, x, dtype, prescale=False):
     """The book's algorithm for `cfg` in `dtype`; returns float64 NumPy."""
     dt = DTYPES[dtype]
-    xt = torch.from_numpy(np.asarray(x, np.float64)).to(dt)
+    xt = torch.tensor(np.asarray(x, np.float64), dtype=dt)
     with torch.no_grad():
         if cfg.kind == "simplified_self_attention":
             return torch.softmax(xt @ xt.T, dim=-1).matmul(xt).to(torch.float64).numpy()
-        t = {k: torch.from_numpy(np.asarray(v, np.float64)).to(dt) for k, v in w.items()}
+        t = {k: torch.tensor(np.asarray(v, np.float64), dtype=dt) for k, v in w.items()}
         unbatched = xt.dim() == 2
         if unbatched:
             xt = xt.unsqueeze(0)

@@ -121,6 +121,15 @@ def _arrange(x, layout):
     raise ValueError(f"unknown layout {layout!r}")
 
 
+def fresh_tensor(array, dtype):
+    """A new tensor of `dtype` holding `array`'s values: never a view of the suite's own arrays.
+
+    The code under test may write into its input or keep a weight tensor it is
+    given; a view would let it change the numbers the suite compares with.
+    """
+    return torch.tensor(np.asarray(array, dtype=np.float64), dtype=DTYPES[dtype])
+
+
 def _to_numpy(t):
     t = t.detach().cpu()
     if t.dtype in (torch.float16, torch.bfloat16):
@@ -213,11 +222,11 @@ class LocalCandidate(Candidate):
 
     def load(self, handle, weights):
         module, cfg, dtype = self._entry(handle)
-        tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)).to(DTYPES[dtype]) for k, v in weights.items()}
+        tensors = {k: fresh_tensor(v, dtype) for k, v in weights.items()}
         self._call("load", self.adapter.load, module, tensors, cfg)
 
     def _input(self, x, dtype, layout):
-        return _arrange(torch.from_numpy(np.asarray(x, dtype=np.float64)).to(DTYPES[dtype]), layout)
+        return _arrange(fresh_tensor(x, dtype), layout)
 
     def forward(self, handle, x, *, train=False, layout="contiguous", capture_dropout=False, return_input=False):
         module, cfg, dtype = self._entry(handle)

@@ -14,6 +14,7 @@ import numpy as np
 from . import baseline, strategies, tolerance, weights
 from .assertions import ClauseViolation, assert_close, worst_excess
 from .candidate import CandidateError, LocalCandidate
+from .memo import remembered
 
 
 class NotApplicable(Exception):
@@ -199,11 +200,15 @@ class Context:
 
     def reference_backward(self, cfg, w, x, grad_out, dtype=None):
         """The plain book implementation's input gradient, in the input's precision."""
-        dtype = self.info.get("internal_precision") or dtype or self.default_dtype
-        ref = reference_candidate(cfg.kind)
-        h = ref.build(cfg, dtype=dtype)
-        try:
-            ref.load(h, weights.round_to_all(w, dtype))
-            return ref.backward(h, weights.round_to(x, dtype), grad_out).grad_x
-        finally:
-            ref.release(h)
+        return _reference_input_gradient(cfg, w, x, grad_out, self.info.get("internal_precision") or dtype or self.default_dtype)
+
+
+@remembered
+def _reference_input_gradient(cfg, w, x, grad_out, dtype):
+    ref = reference_candidate(cfg.kind)
+    h = ref.build(cfg, dtype=dtype)
+    try:
+        ref.load(h, weights.round_to_all(w, dtype))
+        return ref.backward(h, weights.round_to(x, dtype), grad_out).grad_x
+    finally:
+        ref.release(h)

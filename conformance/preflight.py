@@ -28,7 +28,7 @@ import torch
 
 from . import tolerance, weights
 from .adapter import BookAdapter, FunctionAdapter
-from .candidate import DTYPES
+from .candidate import DTYPES, fresh_tensor
 from .candidate import _short as candidate_short
 from .config import Config
 from .declarations import DeclarationError, declared_skips, switch_off_output_dropout
@@ -113,7 +113,7 @@ def _build(adapter, cfg):
 
 
 def _tensors(w, dtype):
-    return {k: torch.from_numpy(np.asarray(v, dtype=np.float64)).to(DTYPES[dtype]) for k, v in w.items()}
+    return {k: fresh_tensor(v, dtype) for k, v in w.items()}
 
 
 def _layout(w):
@@ -175,7 +175,7 @@ def _forward(adapter, module, x, dtype):
     adapter.set_training(module, False)
     try:
         with torch.no_grad():
-            out = adapter.forward(module, torch.from_numpy(x).to(DTYPES[dtype]))
+            out = adapter.forward(module, fresh_tensor(x, dtype))
     except Exception as exc:  # noqa: BLE001
         frames = _frames(exc)
         mine = _codes(type(module)) if not isinstance(adapter, FunctionAdapter) else {module.__code__} if hasattr(module, "__code__") else set()

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .candidate import DTYPES
+from .memo import remembered
 
 K = 4.0
 SAFETY = 2.0
@@ -63,6 +64,7 @@ def _heads(t, batch, T, H):
     return t.reshape(batch, T, H, -1).transpose(0, 2, 1, 3)
 
 
+@remembered
 def rounding_bound(cfg, w, x, dtype, keep=None):
     """E: an element-wise bound on |impl - exact| for any correct evaluation in `dtype`.
 
@@ -134,7 +136,7 @@ def representation_floor(golden, dtype):
     (golden_dt + 0.3) - 0.3 evaluated in dt, as FlashAttention's tests do: the
     error no comparison of a dt-valued output can resolve.
     """
-    g = torch.from_numpy(np.asarray(golden, dtype=np.float64)).to(DTYPES[dtype])
+    g = torch.tensor(np.asarray(golden, dtype=np.float64), dtype=DTYPES[dtype])
     shifted = ((g + 0.3) - 0.3).to(torch.float64).numpy()
     spread = np.abs(shifted - g.to(torch.float64).numpy())
     return 2.0 * np.where(np.isfinite(spread), spread, 0.0)

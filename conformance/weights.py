@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .candidate import DTYPES
+from .memo import remembered
 
 
 def round_to(array, dtype):
@@ -17,7 +18,7 @@ def round_to(array, dtype):
         return np.asarray(array, dtype=np.float64)
     if dtype == "float32":  # IEEE round-to-nearest, exactly as torch converts (checked in the tests)
         return np.asarray(array, dtype=np.float64).astype(dtype).astype(np.float64)
-    t = torch.from_numpy(np.asarray(array, dtype=np.float64)).to(DTYPES[dtype])
+    t = torch.tensor(np.asarray(array, dtype=np.float64), dtype=DTYPES[dtype])
     return t.to(torch.float64).numpy()
 
 
@@ -41,6 +42,7 @@ def inputs(shape, rng, dtype="float32", scale=1.0):
     return round_to(rng.standard_normal(shape) * scale, dtype)
 
 
+@remembered
 def oracle_output(cfg, weights, x, keep=None):
     """The float64 oracle for any kind, from canonical weights."""
     from attnspec.reference import oracle

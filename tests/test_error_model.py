@@ -57,7 +57,7 @@ def test_last_bit_noise_stays_within_the_bound(data, dtype):
     w, x = _example(case, dtype)
     golden = weights.oracle_output(case.cfg, w, x)
     y = plain_attention(case.cfg, w, x, dtype)
-    noisy = torch.from_numpy(y).to(getattr(torch, dtype))
+    noisy = torch.tensor(y, dtype=getattr(torch, dtype))
     noisy = (noisy + ulp_noise(noisy)).to(torch.float64).numpy()
     assert np.all(np.abs(noisy - golden) <= tolerance.rounding_bound(case.cfg, w, x, dtype))
 

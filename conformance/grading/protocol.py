@@ -11,6 +11,7 @@ the submission cannot forge a reply.  Imports numpy only.
 """
 
 import json
+import math
 import socket
 import struct
 
@@ -20,6 +21,7 @@ MAX_HEADER = 1 << 20  # bytes of JSON per frame
 MAX_PAYLOAD = 256 << 20  # bytes of arrays per frame
 MAX_DIMS = 8
 DTYPES = {"float64": "<f8", "float32": "<f4", "int64": "<i8", "bool": "|b1"}
+_NUMPY_DTYPES = {name: np.dtype(code) for name, code in DTYPES.items()}
 
 
 class ProtocolError(Exception):
@@ -79,8 +81,8 @@ def _array_specs(header):
             or not all(type(d) is int and 0 <= d <= MAX_PAYLOAD for d in shape)
         ):
             raise ProtocolError(f"bad array shape {str(shape)[:80]}")
-        dtype = np.dtype(DTYPES[spec["dtype"]])
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        dtype = _NUMPY_DTYPES[spec["dtype"]]
+        nbytes = math.prod(shape) * dtype.itemsize  # exact integers: no overflow to wrap around a cap
         total += nbytes
         if total > MAX_PAYLOAD:
             raise ProtocolError(f"arrays of more than {MAX_PAYLOAD} bytes")
