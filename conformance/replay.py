@@ -36,7 +36,8 @@ from .strategies import Case
 
 MAX_RECORDINGS = 4096
 IMMUTABLE = (int, float, str, bool, bytes, type(None), Case)
-_IGNORED_INFO = ("name", "signature")  # what a target is called never changes what is drawn
+# what a target is called, and the hardware it is run as on (attnspec.emulation), never change what is drawn
+_IGNORED_INFO = ("name", "signature", "emulation")
 
 _kept = collections.OrderedDict()
 _enabled = True

@@ -191,3 +191,26 @@ def test_the_store_is_bounded(replays, monkeypatch):
     assert replay.lookup(("k", 2)) is not None
     replay.keep(("k", 5), replay.Recording(()))
     assert [k for k, _ in replay.export()] == [("k", 4), ("k", 2), ("k", 5)]
+
+
+def test_the_self_test_hands_kept_runs_to_the_children_it_forks_later(replays):
+    """attnspec.selftest: each forked child sends back what it kept; the next child replays it, same Run."""
+    from dataclasses import asdict
+
+    from attnspec.selftest import Job, check_in_process, read_entry, run_forked
+
+    correct = read_entry(os.path.join(GALLERY, "g04_fused_qkv.py"), "gallery")
+    mutant = read_entry(os.path.join(ZOO, "m28_split_view_no_transpose.py"), "mutant")
+    reference = read_entry(os.path.join(ROOT, "reference", "multihead.py"), "gallery")
+    reference.target = REFERENCE["MultiHeadAttention"]
+    jobs = [Job(reference, 0), Job(correct, 0), Job(mutant, 0), Job(correct, 0, "reversed")]
+    runs = run_forked(jobs, jobs=1)
+    assert {k[0] for k, _ in replay.export()} == {"MultiHeadAttention"}, "the parent did not take in what its children kept"
+    replay.clear()
+    before = replay.set_enabled(False)
+    try:
+        cold = [check_in_process(j.entry, j.seed, emulation=j.emulation) for j in jobs]
+    finally:
+        replay.set_enabled(before)
+    strip = lambda run: {k: v for k, v in asdict(run).items() if k != "duration_s"}  # noqa: E731
+    assert [strip(r) for r in runs] == [strip(r) for r in cold]
