@@ -32,9 +32,10 @@ def test_protocol_round_trips_arrays_bit_for_bit():
 
 
 @pytest.mark.parametrize("frame, why", [
-    (b"\xff\xff\xff\x7f", "cap"),
-    (b"\x05\x00\x00\x00nope!", "JSON"),
-    (b'\x02\x00\x00\x00[]', "object"),
+    (struct.pack("<II", 0x7FFFFFFF, 0), "cap"),
+    (struct.pack("<II", 2, 0x7FFFFFFF), "more than"),
+    (struct.pack("<II", 5, 0) + b"nope!", "JSON"),
+    (struct.pack("<II", 2, 0) + b"[]", "object"),
 ])
 def test_protocol_rejects_bad_frames(frame, why):
     a, b = protocol.pair()
@@ -43,9 +44,9 @@ def test_protocol_rejects_bad_frames(frame, why):
         protocol.recv(b)
 
 
-def _raw(header):
+def _raw(header, payload=b""):
     body = json.dumps(header).encode()
-    return struct.pack("<I", len(body)) + body
+    return struct.pack("<II", len(body), len(payload)) + body + payload
 
 
 def test_protocol_rejects_oversized_and_unknown_arrays():
@@ -56,6 +57,23 @@ def test_protocol_rejects_oversized_and_unknown_arrays():
     a.sendall(_raw({"arrays": [{"key": "x", "dtype": "object", "shape": [1]}]}))
     with pytest.raises(protocol.ProtocolError, match="bad array"):
         protocol.recv(b)
+
+
+def test_protocol_rejects_arrays_that_do_not_fill_the_frame():
+    a, b = protocol.pair()
+    a.sendall(_raw({"arrays": [{"key": "x", "dtype": "float64", "shape": [2]}]}, b"\0" * 8))
+    with pytest.raises(protocol.ProtocolError, match="take 16 bytes, the frame carries 8"):
+        protocol.recv(b)
+
+
+def test_protocol_reads_empty_and_many_arrays_and_they_are_writable():
+    a, b = protocol.pair()
+    sent = {f"w:{i}": np.full((i, 2), float(i)) for i in range(6)}  # w:0 is empty
+    protocol.send(a, {"op": "build"}, sent)
+    _, got = protocol.recv(b)
+    assert list(got) == list(sent) and [v.shape for v in got.values()] == [v.shape for v in sent.values()]
+    assert all(v.tobytes() == sent[k].tobytes() for k, v in got.items())
+    got["w:3"][0, 0] = -1.0  # a received array is the receiver's to use
 
 
 def test_seccomp_filter_refuses_inet_sockets_only():

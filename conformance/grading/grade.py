@@ -377,6 +377,14 @@ def _finish(record, started, session=None):
 
 
 # -- batches ----------------------------------------------------------------
+def _preload_engine():
+    """Import the engine and every property: once here, before grading processes are forked."""
+    from .. import engine  # noqa: F401
+    from ..properties import _load
+
+    _load()
+
+
 class Grader:
     """A zygote and a scratch folder: what one grading process needs."""
 
@@ -385,10 +393,7 @@ class Grader:
         self.scratch = tempfile.mkdtemp(prefix="attnspec-grade-")
         os.chmod(self.scratch, 0o711)
         self.zygote = Zygote()
-        from .. import engine  # noqa: F401 - loaded once, then kept out of the collector's view
-        from ..properties import _load
-
-        _load()
+        _preload_engine()
         gc.freeze()  # see attnspec.cli: full collections then skip torch's and hypothesis's objects
 
     def grade(self, sub):
@@ -460,11 +465,15 @@ def grade_batch(subs, rubric, out_dir, *, jobs=1, resume=False, hide=None, netwo
         finally:
             grader and grader.close()
     else:
-        # forked grading processes start with torch and the engine loaded (a torch import each saved);
-        # fork only from a single-threaded process (attnspec.pool), else start them fresh
+        # forked grading processes start with torch, the engine and the properties loaded (an import
+        # of each saved per process); fork only from a single-threaded process (attnspec.pool), else
+        # start them fresh
         from ..pool import usable_jobs
 
-        ctx = multiprocessing.get_context("fork" if usable_jobs(jobs) > 1 else "spawn")
+        forking = usable_jobs(jobs) > 1
+        if forking:
+            _preload_engine()
+        ctx = multiprocessing.get_context("fork" if forking else "spawn")
         with concurrent.futures.ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_pool_init,
                                                     initargs=(rubric, hide, out_dir, network)) as pool:
             for future in concurrent.futures.as_completed([pool.submit(_pool_grade, s) for s in todo]):

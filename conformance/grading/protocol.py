@@ -1,10 +1,13 @@
 """Framing for the grader <-> worker channel: a JSON header plus raw arrays.
 
-One frame is a 4-byte little-endian header length, a UTF-8 JSON object, and
-then the raw little-endian bytes of the arrays the header lists under
-"arrays" ([{"key", "dtype", "shape"}], in order).  Nothing is ever pickled,
-so a hostile worker can at worst send bad numbers, which the reader rejects
-when they break the caps below (`ProtocolError`).
+One frame is a prefix of two 4-byte little-endian lengths (the header's and
+the arrays'), a UTF-8 JSON object, and then the raw little-endian bytes of
+the arrays the header lists under "arrays" ([{"key", "dtype", "shape"}], in
+order).  Knowing both lengths first, a reader takes a whole frame in two
+reads, however many arrays it carries, and refuses an oversized one before
+reading it.  Nothing is ever pickled, so a hostile worker can at worst send
+bad numbers, which the reader rejects when they break the caps below or do
+not add up to the length announced (`ProtocolError`).
 
 The channel is a private socket, never the worker's stdout, so prints in
 the submission cannot forge a reply.  Imports numpy only.
@@ -22,6 +25,7 @@ MAX_PAYLOAD = 256 << 20  # bytes of arrays per frame
 MAX_DIMS = 8
 DTYPES = {"float64": "<f8", "float32": "<f4", "int64": "<i8", "bool": "|b1"}
 _NUMPY_DTYPES = {name: np.dtype(code) for name, code in DTYPES.items()}
+PREFIX = struct.Struct("<II")  # header bytes, array bytes
 
 
 class ProtocolError(Exception):
@@ -33,14 +37,16 @@ class Closed(ProtocolError):
 
 
 def _recv_exact(sock, n):
-    chunks, got = [], 0
+    """Exactly n bytes, as a bytearray (arrays made from it are writable)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
     while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
+        k = sock.recv_into(view[got:], min(n - got, 1 << 20))
+        if not k:
             raise Closed("channel closed")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+        got += k
+    return buf
 
 
 def encode(header, arrays=None):
@@ -59,7 +65,8 @@ def encode(header, arrays=None):
     body = json.dumps(header, allow_nan=True).encode("utf-8")
     if len(body) > MAX_HEADER:
         raise ProtocolError(f"header of {len(body)} bytes is over the {MAX_HEADER} cap")
-    return struct.pack("<I", len(body)) + body + b"".join(blobs)
+    payload = b"".join(blobs)
+    return PREFIX.pack(len(body), len(payload)) + body + payload
 
 
 def send(sock, header, arrays=None):
@@ -87,23 +94,30 @@ def _array_specs(header):
         if total > MAX_PAYLOAD:
             raise ProtocolError(f"arrays of more than {MAX_PAYLOAD} bytes")
         out.append((spec["key"], dtype, tuple(shape), nbytes))
-    return out
+    return out, total
 
 
 def recv(sock):
     """(header, {key: ndarray}) from one frame; raises Closed or ProtocolError."""
-    (length,) = struct.unpack("<I", _recv_exact(sock, 4))
+    length, size = PREFIX.unpack(_recv_exact(sock, PREFIX.size))
     if length > MAX_HEADER:
         raise ProtocolError(f"header of {length} bytes is over the {MAX_HEADER} cap")
+    if size > MAX_PAYLOAD:
+        raise ProtocolError(f"arrays of more than {MAX_PAYLOAD} bytes")
+    frame = _recv_exact(sock, length + size)
     try:
-        header = json.loads(_recv_exact(sock, length).decode("utf-8"))
+        header = json.loads(frame[:length].decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"header is not JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not a JSON object")
-    arrays = {}
-    for key, dtype, shape, nbytes in _array_specs(header):
-        arrays[key] = np.frombuffer(_recv_exact(sock, nbytes), dtype=dtype).reshape(shape).copy()
+    specs, total = _array_specs(header)
+    if total != size:
+        raise ProtocolError(f"the arrays listed take {total} bytes, the frame carries {size}")
+    arrays, offset = {}, length
+    for key, dtype, shape, nbytes in specs:
+        arrays[key] = np.frombuffer(frame, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset).reshape(shape)
+        offset += nbytes
     return header, arrays
 
 
