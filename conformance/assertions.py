@@ -56,7 +56,11 @@ def worst_excess(actual, expected, allowed):
         return 0.0, 0.0, 0.0, []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a huge ratio is just a violation
         ratio = np.where(diff == 0, 0.0, diff / allowed)
-    pos = _where(ratio)
+    largest = ratio.max()
+    if np.isnan(largest):  # a NaN allowance: the largest ratio elsewhere decides, as nanargmax finds it
+        pos = _where(ratio)
+    else:
+        pos = [int(i) for i in np.unravel_index(int(ratio.argmax()), ratio.shape)]
     at = tuple(pos)
     return float(ratio[at]), float(diff[at]), float(allowed[at]), pos
 

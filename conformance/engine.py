@@ -108,6 +108,9 @@ def _crash_clauses(p, candidate, notes, error):
     return p.clauses[:1]
 
 
+UNFINISHED = object()
+
+
 class _Tally:
     """What the examples of one property run add up to, whether hypothesis or a replay ran them."""
 
@@ -119,13 +122,31 @@ class _Tally:
         self.reached = {}
 
     def run(self, p, ctx):
-        """One example: the property on `ctx`; NotApplicable counts as skipped, anything else propagates."""
+        """One example: the property on `ctx`; NotApplicable counts as skipped, anything else propagates.
+
+        `ending` says how it ended, for attnspec.replay: None (finished),
+        replay.STOPPED (hypothesis stopped it in a draw), the exception's
+        signature (taken here, so it reads the same whoever called), or
+        UNFINISHED (a way no replay repeats).
+        """
         self.calls += 1
+        self.ending = UNFINISHED
         try:
             p.fn(ctx)
+            self.ending = None
         except NotApplicable as why:
             self.skipped += 1
             self.skip_reason = str(why)
+            self.ending = None
+        except HypothesisException:
+            raise
+        except Exception as exc:
+            self.ending = replay.signature(exc)
+            raise
+        except BaseException:
+            if getattr(ctx.data, "stopped", False):
+                self.ending = replay.STOPPED
+            raise
         finally:
             self.notes = ctx.notes
             for cond in ctx.reached:
@@ -141,96 +162,110 @@ class _Tally:
 def run_property(p, candidate, info, kind, profile="default", seed=0):
     """Run one property as a seeded hypothesis test; return its Outcome.
 
-    When the same property passed before in this process under the same key
-    (attnspec.replay), its examples are first replayed without hypothesis:
-    the same outcome at a fraction of the cost, or, on any difference, the
-    hypothesis run below as if nothing had been kept.
+    When the same property ran before in this process under the same key
+    (attnspec.replay), the examples of those runs are replayed first, without
+    hypothesis: the same outcome at a fraction of the cost, or, as soon as
+    the target behaves as no recorded run did, the hypothesis run below as if
+    nothing had been kept.
     """
     max_examples = max(1, round(PROFILES[profile] * p.examples))
     key = replay.key(p, kind, profile, seed, max_examples, info)
-    recording = replay.lookup(key)
-    if recording is not None:
-        outcome = _replayed(p, candidate, info, kind, profile, recording)
+    recordings = replay.lookup(key)
+    if recordings:
+        outcome = _replayed(p, candidate, info, kind, profile, recordings)
         if outcome is not None:
             return outcome
     return _run_hypothesis(p, candidate, info, kind, profile, seed, max_examples, key)
 
 
-def _replayed(p, candidate, info, kind, profile, recording):
-    """The Outcome of replaying `recording`, or None when the run must go to hypothesis."""
+def _replayed(p, candidate, info, kind, profile, recordings):
+    """The Outcome of following the recordings with this target, or None when the run must go to hypothesis."""
     start = time.perf_counter()
-    tally = _Tally()
-    for draws in recording.examples:
-        data = replay.Replayer(draws)
-        try:
-            tally.run(p, Context(candidate, info, data, kind, profile))
-        except (replay.Diverged, Exception):  # a failure or another path: hypothesis decides, and shrinks
-            return None
-        if not data.finished:
-            return None
-    outcome = tally.outcome(p)
+    tally, walk, failure = _Tally(), replay.Replay(recordings), None
+    try:
+        while (step := walk.next_draws()) is not None:
+            data = replay.Replayer(*step)
+            failure = None
+            try:
+                tally.run(p, Context(candidate, info, data, kind, profile))
+            except replay.Stopped:
+                pass
+            except Exception as exc:  # noqa: BLE001 - a failing example: recorded runs may end the same way
+                failure = exc
+            if not data.finished or tally.ending is UNFINISHED:
+                return None
+            walk.ended(tally.ending)
+    except replay.Diverged:
+        return None
+    outcome = tally.outcome(p) if failure is None else _failed(p, candidate, failure, tally)
+    return _counted(outcome, tally, start)
+
+
+def _counted(outcome, tally, start):
     outcome.examples, outcome.reached = tally.calls, tally.reached
     outcome.duration_s = time.perf_counter() - start
     return outcome
 
 
+def _failed(p, candidate, exc, tally):
+    """The Outcome of a run whose last example raised `exc` (a violation, a crash, or Flaky)."""
+    found = _first_violation(exc)
+    if isinstance(found, ClauseViolation):
+        outcome = Outcome(p, "failed", found.clauses, found.message, found.expected, found.observed)
+        outcome.crash = getattr(found, "crash", "")
+    elif isinstance(found, CandidateError) and found.reason == "not_run":
+        outcome = Outcome(p, "not_checked", message=f"not checked: {found.message}")
+    elif isinstance(found, CandidateError) and found.reason == "mapping":
+        outcome = Outcome(p, "not_checked", message=f"not checked: the canonical weights cannot be transferred (IFACE-8): {found.message}")
+    elif isinstance(found, CandidateError):
+        outcome = Outcome(p, "failed", _crash_clauses(p, candidate, _described(tally.notes), found), found.plain())
+        outcome.crash = found.exc_type
+    else:
+        outcome = Outcome(p, "failed", p.clauses[:1], "the implementation behaves differently on the same input")
+    if isinstance(exc, Flaky):
+        outcome.message += " (the failure did not reproduce on replay: the implementation is not deterministic)"
+    outcome.counterexample = _described(tally.notes)
+    return outcome
+
+
 def _run_hypothesis(p, candidate, info, kind, profile, seed, max_examples, key):
     tally = _Tally()
-    drawn = []  # each finished example's draws, kept for attnspec.replay when the run passes
-    shareable = [True]  # every example finished and drew only immutable values
+    examples = []  # (draws, ending) of each example, kept for attnspec.replay when the run completes
+    shareable = [True]  # every example finished or raised an ordinary exception, and drew only immutable values
 
     @settings(settings.get_profile(f"attnspec-{profile}"), max_examples=max_examples)
     @hypothesis_seed(seed)
     @given(data=st.data())
     def test(data):
         recorder = replay.Recorder(data)
-        finished = False
         try:
             tally.run(p, Context(candidate, info, recorder, kind, profile))
-            finished = True
         finally:
-            if finished and recorder.shareable:
-                drawn.append(tuple(recorder.draws))
-            else:
+            if tally.ending is UNFINISHED or not recorder.shareable:
                 shareable[0] = False
+            else:
+                examples.append((tuple(recorder.draws), tally.ending))
 
     # no example database, so no key: as hypothesis.find does, which spares digesting the source per run
     test._hypothesis_internal_database_key = None
     start = time.perf_counter()
-    outcome = Outcome(p, "passed")
+    complete = False
     try:
         with generation.seed_only():
             test()
         outcome = tally.outcome(p)
-        if shareable[0] and len(drawn) == tally.calls:
-            replay.keep(key, replay.Recording(tuple(drawn)))
+        complete = not (examples and examples[-1][1] not in (None, replay.STOPPED))
     except (ClauseViolation, CandidateError, Flaky) as exc:
-        found = _first_violation(exc)
-        flaky = isinstance(exc, Flaky)
-        if isinstance(found, ClauseViolation):
-            outcome = Outcome(p, "failed", found.clauses, found.message, found.expected, found.observed)
-            outcome.crash = getattr(found, "crash", "")
-        elif isinstance(found, CandidateError) and found.reason == "not_run":
-            outcome = Outcome(p, "not_checked", message=f"not checked: {found.message}")
-        elif isinstance(found, CandidateError) and found.reason == "mapping":
-            outcome = Outcome(p, "not_checked", message=f"not checked: the canonical weights cannot be transferred (IFACE-8): {found.message}")
-        elif isinstance(found, CandidateError):
-            outcome = Outcome(p, "failed", _crash_clauses(p, candidate, _described(tally.notes), found), found.plain())
-            outcome.crash = found.exc_type
-        else:
-            outcome = Outcome(p, "failed", p.clauses[:1], "the implementation behaves differently on the same input")
-        if flaky:
-            outcome.message += " (the failure did not reproduce on replay: the implementation is not deterministic)"
-        outcome.counterexample = _described(tally.notes)
+        outcome = _failed(p, candidate, exc, tally)
+        complete = not isinstance(exc, Flaky) and bool(examples) and examples[-1][1] not in (None, replay.STOPPED)
     except HypothesisException as exc:
         outcome = Outcome(p, "error", p.clauses[:1], f"the suite could not run this property: {type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug in the suite itself: say so, never blame the target
         tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         outcome = Outcome(p, "error", p.clauses[:1], f"internal error in the suite ({p.name}): {tail}")
-    outcome.examples = tally.calls
-    outcome.reached = tally.reached
-    outcome.duration_s = time.perf_counter() - start
-    return outcome
+    if complete and shareable[0] and len(examples) == tally.calls:
+        replay.keep(key, replay.Recording(tuple(examples)))
+    return _counted(outcome, tally, start)
 
 
 def _one_report_per_crash(outcomes):

@@ -1,46 +1,59 @@
-"""Run a property again through the examples it drew when it last passed, without hypothesis's overhead.
+"""Run a property again through the examples of an earlier run, without hypothesis's overhead.
 
 Hypothesis spends about half a millisecond on each example before the
 property sees it (its engine, the random state it guards, the draws): as
-much as the checks themselves.  Yet with a fixed seed a passing run is
-determined by what the property drew: hypothesis generates each next example
-from the earlier examples' draws and nothing else.  So the engine keeps the
-draws of every passing run (a `Recording`), under a key that fixes
-everything the draws can depend on: the kind, the property, the profile,
-the seed and the target's declarations.  The next target with the same key
-is first run through those examples directly (`replay`).  When every example
-asks for the same draws, label by label and strategy by strategy, and none
-fails, hypothesis would have generated exactly these examples and reached
-exactly this outcome: the result is the same, only cheaper.  Anything else
-(a violation, a crash, a different draw) abandons the replay, and the
-property runs under hypothesis as if nothing had been kept; hypothesis then
-finds the failure itself and shrinks it.
+much as the checks themselves.  Yet with a fixed seed a run is determined by
+what the property does: hypothesis picks each next example (to generate, or
+to shrink a failure) from what the earlier examples drew and how each ended,
+and from nothing else.  So the engine keeps every run it completes (a
+`Recording`: each example's draws and its ending: finished, or failed with
+an exception of a given type raised at a given place) under a key that fixes
+everything the draws can depend on: the kind, the property, the profile, the
+seed and the target's declarations.  The next target with the same key is
+first run through those examples directly (`Replay`): each example is run on
+the recorded draws, and the recordings whose ending at that step matches
+the target's stay in play.  When one is followed to its end, hypothesis
+would have run exactly these examples and reached exactly this outcome
+(the last example's exception, for a failure: its shrunk counterexample):
+the result is the same, only cheaper.  When the target asks for another draw
+or ends an example in a way no recording did, the replay is abandoned, and
+the property runs under hypothesis as if nothing had been kept.
 
-What gains: grading (many submissions of the same class in one process),
-the self-test and the suite's own tests.  One `attnspec check` of one target
-has nothing to replay.  Drawn values are immutable (integers, strings,
-frozen cases), so examples can be shared; recordings are plain data, so they
-can be sent between processes (`export`, `absorb`).
+What gains: grading (many submissions of the same class in one process,
+many of them with the same bugs), the self-test and the suite's own tests.
+One `attnspec check` of one target has nothing to replay.  Drawn values are
+immutable (integers, strings, frozen cases), so examples can be shared;
+recordings are plain data, so they can be sent between processes (`export`,
+`absorb`).
 
 A module whose outputs depend on calls made to *other* instances (global
-state: itself a bug, IFACE-4) may see a failing example twice, once in the
+state: itself a bug, IFACE-4) may run a failing example twice, once in the
 abandoned replay and once under hypothesis, and so get another
 counterexample than in a fresh process; a module without such state gets
 the same result either way (tests/test_replay.py).
 """
 
 import collections
+import traceback
 from dataclasses import dataclass
 
 from .strategies import Case
 
-MAX_RECORDINGS = 4096
+MAX_RECORDINGS = 4096  # keys
+MAX_VARIANTS = 8  # recordings per key: the passing run and the failures seen most recently
 IMMUTABLE = (int, float, str, bool, bytes, type(None), Case)
 # what a target is called, and the hardware it is run as on (attnspec.emulation), never change what is drawn
 _IGNORED_INFO = ("name", "signature", "emulation")
 
 _kept = collections.OrderedDict()
 _enabled = True
+
+
+STOPPED = ("stopped",)  # the ending of an example hypothesis stopped inside a draw (an overrun while shrinking)
+
+
+class Stopped(BaseException):
+    """Raised in a replayed example where hypothesis stopped the recorded one, at the same draw."""
 
 
 class Diverged(BaseException):
@@ -53,9 +66,34 @@ class Diverged(BaseException):
 
 @dataclass(frozen=True)
 class Recording:
-    """The draws of each example of one passing run: ((label, strategy repr, value), ...) per example."""
+    """One completed run: for each example, ((label, strategy repr, value), ...) and its ending.
+
+    An ending is None (the example finished: passed, or not applicable),
+    STOPPED (hypothesis ended it in its last draw: the shrinker tried fewer
+    choices than the property draws), or the `signature` of the exception it
+    raised.
+    """
 
     examples: tuple
+
+    @property
+    def failed(self):
+        return bool(self.examples) and self.examples[-1][1] not in (None, STOPPED)
+
+
+def signature(exc):
+    """An exception's type and the places it was raised from, its causes' too.
+
+    Equal signatures imply what hypothesis compares to tell failures apart
+    (the type and the place raised, with the cause and context): two
+    examples ending with equal signatures are the same to its shrinker.
+    """
+    parts = []
+    while exc is not None and len(parts) < 8:
+        frames = tuple((f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__))
+        parts.append((type(exc).__module__, type(exc).__qualname__, frames))
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return tuple(parts)
 
 
 def key(prop, kind, profile, seed, max_examples, info):
@@ -65,6 +103,7 @@ def key(prop, kind, profile, seed, max_examples, info):
 
 
 def lookup(k):
+    """The recordings kept under `k` (a list, the most recent last), or None."""
     if not _enabled:
         return None
     found = _kept.get(k)
@@ -76,7 +115,8 @@ def lookup(k):
 def keep(k, recording):
     if not _enabled:
         return
-    _kept[k] = recording
+    variants = [r for r in _kept.get(k, ()) if r != recording]
+    _kept[k] = (variants + [recording])[-MAX_VARIANTS:]
     _kept.move_to_end(k)
     while len(_kept) > MAX_RECORDINGS:
         _kept.popitem(last=False)
@@ -94,8 +134,8 @@ def set_enabled(on):
 
 
 def export():
-    """Every recording, as a list that pickles (to hand to another process)."""
-    return list(_kept.items())
+    """Every recording, as a list of (key, recording) that pickles (to hand to another process)."""
+    return [(k, r) for k, variants in _kept.items() for r in variants]
 
 
 def absorb(items):
@@ -110,23 +150,39 @@ class Recorder:
         self.data = data
         self.draws = []
         self.shareable = True
+        self.stopped = False  # hypothesis ended the example inside a draw
 
     def draw(self, strategy, label=None):
-        value = self.data.draw(strategy, label=label)
+        try:
+            value = self.data.draw(strategy, label=label)
+        except Exception:
+            raise
+        except BaseException:  # hypothesis's StopTest: an overrun or a rejected value
+            self.stopped = True
+            raise
         self.shareable = self.shareable and isinstance(value, IMMUTABLE)
         self.draws.append((label, repr(strategy), value))
         return value
 
 
 class Replayer:
-    """Stands in for `data` during a replay: answers each draw from the recording, or raises Diverged."""
+    """Stands in for `data` during a replay: answers each draw from the recording, or raises Diverged.
 
-    def __init__(self, draws):
+    One draw past a recording that ended STOPPED raises Stopped instead, as
+    hypothesis stopped the recorded example there.
+    """
+
+    def __init__(self, draws, stops=False):
         self.draws = draws
+        self.stops = stops
         self.used = 0
+        self.stopped = False
 
     def draw(self, strategy, label=None):
         if self.used >= len(self.draws):
+            if self.stops:
+                self.stopped = True
+                raise Stopped
             raise Diverged
         want_label, want_strategy, value = self.draws[self.used]
         if label != want_label or repr(strategy) != want_strategy:
@@ -137,3 +193,38 @@ class Replayer:
     @property
     def finished(self):
         return self.used == len(self.draws)
+
+
+class Replay:
+    """Walks the recordings of one key in step with a target: which examples to run, and when it is over.
+
+    All recordings that agree so far hold the same next example (the same
+    history makes hypothesis pick the same one); `step` runs it and keeps the
+    recordings whose ending matches.
+    """
+
+    def __init__(self, recordings):
+        self.alive = list(recordings)
+        self.step = 0
+
+    def next_draws(self):
+        """The next example's draws and whether it may stop in a draw; None when the run is over.
+
+        Raises Diverged when the recordings disagree.
+        """
+        more = [r for r in self.alive if len(r.examples) > self.step]
+        if len(more) != len(self.alive) and more:
+            raise Diverged  # some end here and some go on: cannot happen with the same history
+        if not more:
+            return None
+        draws = more[0].examples[self.step][0]
+        if any(r.examples[self.step][0] != draws for r in more[1:]):
+            raise Diverged
+        return draws, any(r.examples[self.step][1] == STOPPED for r in more)
+
+    def ended(self, ending):
+        """Keep the recordings whose example at this step ended as `ending`; Diverged when none did."""
+        self.alive = [r for r in self.alive if r.examples[self.step][1] == ending]
+        self.step += 1
+        if not self.alive:
+            raise Diverged

@@ -23,7 +23,7 @@ def _drawn(prop_name="future_tokens_do_not_change_the_past", kind="CausalAttenti
     try:
         outcome = engine.run_property(prop, candidate, dict(candidate.info), kind, "thorough", seed=0)
         assert outcome.status == "passed", outcome.message
-        return [[(label, value) for label, _, value in example] for example in replay.export()[0][1].examples]
+        return [[(label, value) for label, _, value in draws] for draws, _ in replay.export()[0][1].examples]
     finally:
         replay.clear()
         replay.set_enabled(before)

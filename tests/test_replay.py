@@ -114,6 +114,58 @@ def test_a_correct_target_checked_again_runs_no_property_under_hypothesis_twice(
     assert not kept & set(ran), f"kept properties ran under hypothesis again: {sorted(k[1] for k in kept & set(ran))}"
 
 
+def test_a_bug_seen_before_is_replayed_to_the_same_shrunk_counterexample(replays, monkeypatch, tmp_path):
+    """A second copy of a mutant (another file, same bug) follows the first's failing runs, shrinking included."""
+    original = os.path.join(ZOO, "m16_mask_diagonal_0.py")
+    copy = tmp_path / "student_copy.py"
+    copy.write_text(open(original, encoding="utf-8").read().replace('"""', '"""A copy. ', 1))
+    cold = _comparable(_cold(str(copy)))
+    attnspec.check(original, seed=0)
+    failed = [k for k, r in replay.export() if r.failed]
+    assert failed, "the mutant's failing runs were not kept"
+    ran = _hypothesis_runs(monkeypatch)
+    warm = _comparable(attnspec.check(str(copy), seed=0))
+    for result in cold + warm:
+        result["target"] = result["target"].rpartition(":")[2]
+        for c in result["clauses"]:
+            c["reproduce"] = c["reproduce"].split(" ", 3)[-1] if c["reproduce"] else ""
+    assert warm == cold
+    assert not set(failed) & set(ran), f"failing runs were not replayed: {sorted(k[1] for k in set(failed) & set(ran))}"
+
+
+def test_a_replay_follows_only_the_recordings_that_ended_as_the_target_did():
+    a = replay.Recording(((("d1",), None), (("d2",), None)))
+    b = replay.Recording(((("d1",), ("ValueError",)), (("d3",), None)))
+    stopped = replay.Recording(((("d1",), replay.STOPPED), (("d4",), None)))
+    walk = replay.Replay([a, b, stopped])
+    assert walk.next_draws() == (("d1",), True)  # one recording stopped inside a draw here
+    walk.ended(("ValueError",))  # the target failed where b's did: only b stays
+    assert walk.next_draws() == (("d3",), False)
+    walk.ended(None)
+    assert walk.next_draws() is None
+    with pytest.raises(replay.Diverged):
+        replay.Replay([a]).ended(("KeyError",))  # an ending no recording has
+    with pytest.raises(replay.Diverged):
+        replay.Replay([a, replay.Recording(((("other",), None),))]).next_draws()  # recordings that disagree
+
+
+def test_an_exceptions_signature_is_its_type_and_where_it_was_raised():
+    def fail(kind):
+        try:
+            raise kind("x")
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    first, second = fail(ValueError), fail(ValueError)
+    assert replay.signature(first) == replay.signature(second)  # the same line, another message
+    assert replay.signature(first) != replay.signature(fail(KeyError))
+    try:
+        raise ValueError("y")
+    except ValueError as exc:
+        elsewhere = exc
+    assert replay.signature(first) != replay.signature(elsewhere)
+
+
 def test_another_seed_or_profile_or_declaration_is_another_key(replays):
     p = next(q for q in engine.properties_for("CausalAttention") if q.name == "future_tokens_do_not_change_the_past")
     info = {"name": "a", "signature": "(self)", "square_only": False}
@@ -151,6 +203,12 @@ def test_a_replay_answers_only_the_draws_it_recorded():
     assert same.finished
     with pytest.raises(replay.Diverged):
         same.draw(st.integers(0, 5), label="t")  # one draw more than the recording holds
+    stops = replay.Replayer(tuple(recorder.draws), stops=True)  # hypothesis stopped the recorded example here
+    stops.draw(st.integers(0, 5), label="t")
+    stops.draw(st.sampled_from(["transposed", "strided"]), label="layout")
+    with pytest.raises(replay.Stopped):
+        stops.draw(st.integers(0, 5), label="t")
+    assert stops.stopped and stops.finished
 
     with pytest.raises(replay.Diverged):
         replay.Replayer(tuple(recorder.draws)).draw(st.integers(0, 5), label="k")  # another label
@@ -174,7 +232,7 @@ def test_recordings_travel_between_processes(replays):
     replay.clear()
     replay.absorb(back)
     assert replay.export() == items
-    assert any(isinstance(v, Case) for _, rec in items for ex in rec.examples for _, _, v in ex)
+    assert any(isinstance(v, Case) for _, rec in items for draws, _ in rec.examples for _, _, v in draws)
 
 
 def test_nothing_is_kept_or_replayed_when_turned_off(replays):
