@@ -87,6 +87,20 @@ class Candidate:
 
     def build(self, cfg: Config, dtype="float32", seed=0, weights=None) -> int: ...  # weights: then load them
     def load(self, handle, weights: dict) -> None: ...
+
+    def build_and_forward(self, cfg: Config, x, dtype="float32", seed=0, weights=None):
+        """`build` then one `forward` on x (eval mode, contiguous): (handle, Forward).
+
+        The same two steps, with the same errors (a failed build raises with
+        stage "build"); a worker serves them in one request instead of two.
+        """
+        handle = self.build(cfg, dtype=dtype, seed=seed, weights=weights)
+        try:
+            return handle, self.forward(handle, x)
+        except BaseException:
+            self.release(handle)  # the caller never learns this handle
+            raise
+
     def forward(self, handle, x, *, train=False, layout="contiguous", capture_dropout=False, return_input=False) -> Forward: ...
     def backward(self, handle, x, grad_out, *, train=False) -> Backward: ...
     def parameters(self, handle) -> list: ...

@@ -68,6 +68,13 @@ def conditions(case):
     return reached
 
 
+def _canonical(case, dtype, sharpness, salt):
+    """Fresh canonical weights for the case's module ({} for the simplified function: it has none)."""
+    if case.cfg.kind == "simplified_self_attention":
+        return {}
+    return weights.canonical_weights(case.cfg, case.rng(1000 + salt), dtype, sharpness)
+
+
 class Context:
     def __init__(self, candidate, info, data, kind, profile="default"):
         self.profile = profile
@@ -141,18 +148,36 @@ class Context:
     def build_loaded(self, case, dtype=None, sharpness=2.0, salt=0):
         """Build the case's module and load fresh canonical weights: (handle, weights)."""
         dtype = dtype or case.dtype
-        if case.cfg.kind == "simplified_self_attention":  # no weights to load
-            return self.build(case.cfg, dtype), {}
-        w = weights.canonical_weights(case.cfg, case.rng(1000 + salt), dtype, sharpness)
-        return self.build(case.cfg, dtype, weights=w), w
+        w = _canonical(case, dtype, sharpness, salt)
+        return self.build(case.cfg, dtype, weights=w or None), w
 
     def inputs(self, case, salt=0, dtype=None, scale=None):
         return weights.inputs(case.input_shape, case.rng(salt), dtype or case.dtype, case.scale if scale is None else scale)
 
     def forward(self, handle, x, **kw):
         """The candidate's output; one of the wrong shape is reported as such, once (SHAPE-3)."""
-        out = self.cand.forward(handle, x, **kw)
-        cfg = self._configs.get(handle)
+        return self._shaped(self.cand.forward(handle, x, **kw), self._configs.get(handle), x)
+
+    def call_built(self, cfg, x, dtype=None, seed=0, weights=None):
+        """`build` and a first `forward` on x (eval mode) in one step, one request to a worker: (handle, output).
+
+        For a property that builds a module and calls it straight away, with
+        no try around either: a failed build still raises with stage "build".
+        """
+        handle, out = self.cand.build_and_forward(cfg, x, dtype=dtype or self.default_dtype, seed=seed, weights=weights)
+        self._handles.append(handle)
+        self._configs[handle] = cfg
+        return handle, self._shaped(out, cfg, x)
+
+    def call_loaded(self, case, x, dtype=None, sharpness=2.0, salt=0):
+        """`build_loaded` and a first `forward` on x in one step (see call_built): (handle, weights, output)."""
+        dtype = dtype or case.dtype
+        w = _canonical(case, dtype, sharpness, salt)
+        handle, out = self.call_built(case.cfg, x, dtype, weights=w or None)
+        return handle, w, out
+
+    @staticmethod
+    def _shaped(out, cfg, x):
         if cfg is not None:
             want = tuple(np.shape(x)[:-1]) + (cfg.out_features,)
             if tuple(out.y.shape) != want:

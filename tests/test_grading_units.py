@@ -147,6 +147,18 @@ def test_remote_candidate_answers_exactly_like_the_local_one():
                             cand.parameters(h), cand.buffers(h)))
         assert answers[0] == answers[1]
         assert remote.info["adapter"] == local.info["adapter"] == "book"
+        both = []  # build, load and the first call in one request answer as the three steps do
+        for cand in (remote, local):
+            h, fw = cand.build_and_forward(cfg, x, dtype="float64", seed=3, weights=weights)
+            both.append((fw.y.tobytes(), fw.dtype, cand.forward(h, x).y.tobytes()))
+        assert both[0] == both[1] and both[1][0] == both[1][2]
+        for cand in (remote, local):
+            with pytest.raises(CandidateError) as caught:
+                cand.build_and_forward(cfg.with_(d_out=5), x)  # 5 % 2 != 0: the class's own assert
+            assert (caught.value.stage, caught.value.exc_type) == ("build", "AssertionError")
+            with pytest.raises(CandidateError) as caught:
+                cand.build_and_forward(cfg, x[..., :3], weights=weights)  # the wrong input width fails the call
+            assert caught.value.stage == "forward"
         with pytest.raises(CandidateError) as caught:
             remote.build(cfg.with_(d_out=5))  # 5 % 2 != 0: the class's own assert
         assert caught.value.exc_type == "AssertionError"

@@ -290,14 +290,25 @@ class RemoteCandidate(Candidate):
 
     def build(self, cfg, dtype="float32", seed=0, weights=None):
         """One request, with the weights to load when given (as `load`): a round trip fewer."""
-        arrays = None if weights is None else {f"w:{k}": np.asarray(v, dtype=np.float64) for k, v in weights.items()}
-        reply, _ = self._call("build", "build", arrays, cfg=cfg.as_dict(), dtype=dtype, seed=int(seed), load=weights is not None)
+        return self._build(cfg, dtype, seed, weights, None)[0]
+
+    def build_and_forward(self, cfg, x, dtype="float32", seed=0, weights=None):
+        """Build, load and the first forward call in one request: (handle, Forward)."""
+        handle, reply, out = self._build(cfg, dtype, seed, weights, x)
+        return handle, self._forward_reply(reply, out, capture_dropout=False, return_input=False)
+
+    def _build(self, cfg, dtype, seed, weights, x):
+        arrays = {} if weights is None else {f"w:{k}": np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+        if x is not None:
+            arrays["x"] = np.asarray(x, dtype=np.float64)
+        reply, out = self._call("build", "build", arrays or None, cfg=cfg.as_dict(), dtype=dtype, seed=int(seed),
+                                load=weights is not None, forward=x is not None)
         remote = reply.get("handle")
         if type(remote) is not int:
             raise self.session._died("build", "crashed", "sent a malformed reply (no handle)")
         self._next += 1
         self._handles[self._next] = (self.session.generation, remote)
-        return self._next
+        return self._next, reply, out
 
     def load(self, handle, weights):
         remote = self._remote(handle, "load")
@@ -309,6 +320,9 @@ class RemoteCandidate(Candidate):
         reply, out = self._call("forward", "forward", {"x": np.asarray(x, dtype=np.float64)}, handle=remote,
                                 train=bool(train), layout=layout, capture_dropout=bool(capture_dropout),
                                 return_input=bool(return_input))
+        return self._forward_reply(reply, out, capture_dropout, return_input)
+
+    def _forward_reply(self, reply, out, capture_dropout, return_input):
         try:
             y = self._array(out, "y", "forward")
             dtype = reply.get("dtype")

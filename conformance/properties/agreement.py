@@ -26,9 +26,9 @@ def output_agrees_with_the_oracle(ctx):
     dtype = ctx.draw(st.sampled_from(ctx.value_dtypes), label="dtype")
     case = ctx.case(dtype=dtype)
     cfg = case.cfg
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
-    y = ctx.forward(handle, x).y
+    _, w, out = ctx.call_loaded(case, x)
+    y = out.y
     golden = ctx.oracle(cfg, w, x)
     allowed = ctx.budget(golden, cfg, w, x, dtype)
     if y.shape != golden.shape:

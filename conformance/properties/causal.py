@@ -22,10 +22,10 @@ def future_tokens_do_not_change_the_past(ctx):
     """Changing tokens after position t leaves every output at positions <= t unchanged."""
     case = ctx.case(min_tokens=2)
     t = ctx.draw(st.integers(0, case.num_tokens - 2), label="t")
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
     x2 = _perturb_after(case, x, t)
-    y = ctx.forward(handle, x).y
+    handle, w, out = ctx.call_loaded(case, x)
+    y = out.y
     y2 = ctx.forward(handle, x2).y
     bound = ctx.bound(case.cfg, w, x, case.dtype) + ctx.bound(case.cfg, w, x2, case.dtype)
     try:
@@ -64,11 +64,11 @@ def every_visible_token_takes_part(ctx):
     case = ctx.case(min_tokens=2)
     j = ctx.draw(st.integers(0, case.num_tokens - 1), label="j")
     w = weights.zero_query_weights(case.cfg, case.rng(13), case.dtype)
-    handle = ctx.build(case.cfg, weights=w)
     x = ctx.inputs(case)
     x2 = x.copy()
     x2[:, j] = x[:, j] + 1.0 + case.rng(14).standard_normal(x[:, j].shape)
-    y, y2 = ctx.forward(handle, x).y, ctx.forward(handle, x2).y
+    handle, out = ctx.call_built(case.cfg, x, weights=w)
+    y, y2 = out.y, ctx.forward(handle, x2).y
     # a change counts when it exceeds what rounding alone can explain, somewhere in the row
     bound = ctx.bound(case.cfg, w, x, case.dtype) + ctx.bound(case.cfg, w, x2, case.dtype)
     changed = (np.abs(y2 - y) > bound).any(axis=(0, 2))
@@ -92,9 +92,9 @@ def every_visible_token_takes_part(ctx):
 def prefix_outputs_do_not_depend_on_what_follows(ctx):
     """f(x[:, :k]) equals f(x)[:, :k] (k = 1 and a drawn k), so num_tokens < context_length works."""
     case = ctx.case()
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
-    y = ctx.forward(handle, x).y
+    handle, w, out = ctx.call_loaded(case, x)
+    y = out.y
     bound = ctx.bound(case.cfg, w, x, case.dtype)
     drawn = ctx.draw(st.integers(1, max(1, case.num_tokens - 1)), label="k")
     for k in sorted({1, drawn} & set(range(1, case.num_tokens))):
@@ -114,12 +114,12 @@ def prefix_outputs_do_not_depend_on_what_follows(ctx):
 def earlier_token_order_does_not_matter(ctx):
     """The last output is invariant under permutations of the tokens before it."""
     case = ctx.case(min_tokens=3)
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
     order = np.concatenate([case.rng(4).permutation(case.num_tokens - 1), [case.num_tokens - 1]])
     if np.all(order == np.arange(case.num_tokens)):
         order[:2] = order[1::-1]
-    y = ctx.forward(handle, x).y
+    handle, w, out = ctx.call_loaded(case, x)
+    y = out.y
     y2 = ctx.forward(handle, x[:, order]).y
     bound = ctx.bound(case.cfg, w, x, case.dtype) + ctx.bound(case.cfg, w, x[:, order], case.dtype)
     ctx.expect_invariant(("CAUSAL-8",), "the last output after shuffling the tokens before it", y2[:, -1:], y[:, -1:], bound[:, -1:])

@@ -54,15 +54,14 @@ def heads_split_into_independent_single_heads(ctx):
         cfg = case.cfg
         ctx.note(case=case)
     ctx.reach("num_heads > 1")
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
-    y = ctx.forward(handle, x).y
+    _, w, out = ctx.call_loaded(case, x)
+    y = out.y
     one = cfg.with_(num_heads=1, d_out=cfg.head_dim)
     parts, allowances = [], []
     for h in range(cfg.num_heads):
         sliced = weights.round_to_all(_head_slices(cfg, w, h), case.dtype)
-        single = ctx.build(one, case.dtype, weights=sliced)
-        parts.append(ctx.forward(single, x).y)
+        parts.append(ctx.call_built(one, x, case.dtype, weights=sliced)[1].y)
         allowances.append(ctx.budget(ctx.oracle(one, sliced, x), one, sliced, x, case.dtype))
     merged, allowed_heads = np.concatenate(parts, axis=-1), np.concatenate(allowances, axis=-1)
     if cfg.kind == "MultiHeadAttention":

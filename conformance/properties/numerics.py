@@ -15,9 +15,8 @@ def large_inputs_give_finite_outputs(ctx):
     """Inputs up to |x| = 100 (and num_tokens = 1) give finite outputs."""
     case = ctx.case(scales=(30.0, 100.0))
     w = weights.canonical_weights(case.cfg, case.rng(21), case.dtype) if case.cfg.kind != "simplified_self_attention" else None
-    handle = ctx.build(case.cfg, weights=w)
     x = np.clip(ctx.inputs(case), -100, 100)
-    assert_finite(("NUM-3",), "the output", ctx.forward(handle, x).y, case.cfg.batched)
+    assert_finite(("NUM-3",), "the output", ctx.call_built(case.cfg, x, weights=w)[1].y, case.cfg.batched)
 
 
 @prop(clauses=("IFACE-7",), kinds=TRAINABLE_KINDS, examples=0.5, needs=("call", "weights"))
@@ -56,9 +55,8 @@ def half_precision_keeps_dtype_and_accuracy(ctx):
         ctx.not_applicable(f"{DECLARED} (dtypes = {tuple(declared)}): {dtype} is not among the dtypes the adapter supports")
     case = ctx.case(dtype=dtype, max_context=6)
     cfg = case.cfg
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
-    out = ctx.forward(handle, x)
+    _, w, out = ctx.call_loaded(case, x)
     assert_dtype(("NUM-5",), "the output", out.dtype, dtype)
     assert_finite(("NUM-5",), "the output", out.y, cfg.batched)
     golden = ctx.oracle(cfg, w, x)

@@ -98,9 +98,9 @@ def strided_input_gives_the_same_output(ctx):
     """A transposed or strided view of the same values gives the same output."""
     case = ctx.case()
     layout = ctx.draw(st.sampled_from(["transposed", "strided"]), label="layout")
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
-    y = ctx.forward(handle, x).y
+    handle, w, out = ctx.call_loaded(case, x)
+    y = out.y
     y2 = ctx.forward(handle, x, layout=layout).y
     bound = 2 * ctx.bound(case.cfg, w, x, case.dtype)
     ctx.expect_invariant(("SHAPE-7",), f"output for a {layout} input vs the contiguous one", y2, y, bound, case.cfg.batched)
@@ -114,9 +114,9 @@ def batch_elements_are_independent(ctx):
         case = case.with_(batch=2)
         ctx.note(case=case)
     ctx.reach("batch > 1")
-    handle, w = ctx.build_loaded(case)
     x = ctx.inputs(case)
-    y = ctx.forward(handle, x).y
+    handle, w, out = ctx.call_loaded(case, x)
+    y = out.y
     bound = 2 * ctx.bound(case.cfg, w, x, case.dtype)  # the same values in both calls
     for i in range(case.batch):
         alone = ctx.forward(handle, x[i : i + 1]).y

@@ -12,10 +12,10 @@ from . import prop
 def identical_tokens_give_identical_outputs(ctx):
     """When every token is the same, every output row is the same vector (rows sum to one)."""
     case = ctx.case(min_tokens=2)
-    handle, w = ctx.build_loaded(case)
     token = ctx.inputs(case)[..., :1, :]
     x = np.repeat(token, case.num_tokens, axis=-2)
-    y = ctx.forward(handle, x).y
+    _, w, out = ctx.call_loaded(case, x)
+    y = out.y
     first = np.repeat(y[..., :1, :], case.num_tokens, axis=-2)
     bound = ctx.bound(case.cfg, w, x, case.dtype)
     bound = bound + np.repeat(bound[..., :1, :], case.num_tokens, axis=-2)
@@ -72,9 +72,8 @@ def uniform_attention_probe(ctx):
     case = ctx.case()
     cfg = case.cfg
     w = weights.zero_query_weights(cfg, case.rng(11), case.dtype)
-    handle = ctx.build(cfg, weights=w)
     x = ctx.inputs(case)
-    y = ctx.forward(handle, x).y
+    y = ctx.call_built(cfg, x, weights=w)[1].y
     T = case.num_tokens
     correct = "causal" if cfg.causal else "all"
     golden = _probe_output(cfg, w, x, _uniform_weights(T, correct))
@@ -105,12 +104,12 @@ def uniform_attention_probe(ctx):
 def unmasked_attention_is_permutation_equivariant(ctx):
     """Without a mask, permuting the tokens permutes the outputs the same way."""
     case = ctx.case(min_tokens=2)
-    handle, w = ctx.build_loaded(case, salt=12)
     x = ctx.inputs(case)
     order = case.rng(5).permutation(case.num_tokens)
     if np.all(order == np.arange(case.num_tokens)):
         order = order[::-1].copy()
-    y = ctx.forward(handle, x).y
+    handle, w, out = ctx.call_loaded(case, x, salt=12)
+    y = out.y
     y2 = ctx.forward(handle, x[order]).y
     bound = ctx.bound(case.cfg, w, x, case.dtype)[order] + ctx.bound(case.cfg, w, x[order], case.dtype)
     ctx.expect_invariant(("QKV-6",), "outputs for permuted tokens vs the permuted outputs", y2, y[order], bound, batched=False)
