@@ -2,9 +2,12 @@
 
 Each property becomes a hypothesis test over `st.data()`, seeded with the
 run's seed (printed in every report, accepted back with --seed), with no
-deadline and no example database, so a run is reproducible.  Hypothesis
-shrinks a failure to its smallest example; the engine keeps the case that
-example drew, the clause IDs the violation names, and its plain message.
+deadline and no example database, so a run is reproducible; the examples
+depend on that seed alone (attnspec.generation).  Hypothesis shrinks a
+failure to its smallest example; the engine keeps the case that example
+drew, the clause IDs the violation names, and its plain message.  A run
+the same key already completed in this process is replayed instead
+(attnspec.replay): the same outcome without hypothesis's overhead.
 
 The engine talks to the implementation only through a `Candidate`; the same
 code serves `attnspec check`, the pytest plugin, the self-test and grading.
@@ -116,6 +119,7 @@ class _Tally:
 
     def __init__(self):
         self.notes = None
+        self.ending = UNFINISHED
         self.calls = 0
         self.skipped = 0
         self.skip_reason = ""

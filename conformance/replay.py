@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from .strategies import Case
 
 MAX_RECORDINGS = 4096  # keys
-MAX_VARIANTS = 8  # recordings per key: the passing run and the failures seen most recently
+MAX_VARIANTS = 8  # recordings per key: the passing run, if any, and the failing ones seen most recently
 IMMUTABLE = (int, float, str, bool, bytes, type(None), Case)
 # what a target is called, and the hardware it is run as on (attnspec.emulation), never change what is drawn
 _IGNORED_INFO = ("name", "signature", "emulation")
@@ -115,8 +115,11 @@ def lookup(k):
 def keep(k, recording):
     if not _enabled:
         return
-    variants = [r for r in _kept.get(k, ()) if r != recording]
-    _kept[k] = (variants + [recording])[-MAX_VARIANTS:]
+    variants = [r for r in _kept.get(k, ()) if r != recording] + [recording]
+    passing = [r for r in variants if not r.failed][-1:]  # a run without failure is the same for every correct target
+    failing = [r for r in variants if r.failed]
+    room = max(0, MAX_VARIANTS - len(passing))
+    _kept[k] = passing + failing[len(failing) - room:] if room < len(failing) else passing + failing
     _kept.move_to_end(k)
     while len(_kept) > MAX_RECORDINGS:
         _kept.popitem(last=False)

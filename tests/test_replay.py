@@ -272,3 +272,13 @@ def test_the_self_test_hands_kept_runs_to_the_children_it_forks_later(replays):
         replay.set_enabled(before)
     strip = lambda run: {k: v for k, v in asdict(run).items() if k != "duration_s"}  # noqa: E731
     assert [strip(r) for r in runs] == [strip(r) for r in cold]
+
+
+def test_a_key_keeps_its_passing_run_however_many_failures_follow(replays, monkeypatch):
+    monkeypatch.setattr(replay, "MAX_VARIANTS", 3)
+    passing = replay.Recording(((("d",), None),))
+    failures = [replay.Recording(((("d",), ("E", i)),)) for i in range(5)]
+    replay.keep("k", passing)
+    for f in failures:
+        replay.keep("k", f)
+    assert replay.lookup("k") == [passing, failures[3], failures[4]]
