@@ -1,13 +1,13 @@
 """Examples that depend on the seed alone, not on which modules happen to be imported.
 
-Hypothesis (since 6.13x) mixes into its draws, now and then, literals it
-reads from the source of every "local" module loaded in the process (the
-code under test, an editable install of attnspec, a notebook's module):
+Recent hypothesis versions (6.170 here) mix into their draws, now and then,
+literals read from the source of every "local" module loaded in the process
+(the code under test, an editable install of attnspec, a notebook's module):
 integers outside -100..100, floats, short strings.  The input seeds the
 strategies draw (0..2**16) admit a student's 768 or 1024, so which examples
 a seed gives depends on what else was imported:
 `attnspec check a.py` and `attnspec check a.py b.py` may try different
-configurations for `a.py`, the grader (which never imports the submission)
+examples for `a.py`, the grader (which never imports the submission)
 tries others than `attnspec check` on the same file, and an editable install
 others than a wheel.  A conformance run must be a function of its seed, so
 while the engine runs a property (`seed_only`), the pool of local constants

@@ -25,9 +25,9 @@ any of them counts.  Mutants run as they are (`--mutant-emulations` adds
 others).  Each check runs in its own process, forked from this one after
 torch and the suite are imported (milliseconds, not a fresh interpreter), so
 a mutant that crashes or changes global torch state cannot affect the others;
---jobs runs several at once.  Children forked later also inherit the passing
-runs earlier ones kept (attnspec.replay), which changes what a check costs,
-never what it finds.  The report gives the kill rate, the
+--jobs runs several at once.  Children forked later also inherit the runs
+earlier ones kept (attnspec.replay), which changes what a check costs, never
+what it finds.  The report gives the kill rate, the
 false-failure rate, how many mutants each clause kills, and how often the
 generators reached the conditions the clauses need (the engine's `reach`).
 Exit status: 0 when every mutant is killed and every gallery entry accepted,
@@ -221,17 +221,17 @@ def warm_up():
 
 
 def _child(conn, job, profile, focused):
-    """In the forked child: check one job, send back its Run and the passing runs it kept, exit.
+    """In the forked child: check one job, send back its Run and the runs it newly kept, exit.
 
     The parent adds those to its own recordings (attnspec.replay), so every
     child forked later replays them instead of running hypothesis again.
     """
     from . import replay
 
-    inherited = {k for k, _ in replay.export()}
+    inherited = {id(r) for _, r in replay.export()}  # the same objects as the parent's, until replaced
     try:
         run = check_in_process(job.entry, job.seed, profile, focused, job.emulation)
-        conn.send({"run": asdict(run), "kept": [(k, r) for k, r in replay.export() if k not in inherited]})
+        conn.send({"run": asdict(run), "kept": [(k, r) for k, r in replay.export() if id(r) not in inherited]})
     except BaseException as exc:  # noqa: BLE001 - report anything, never hang the parent
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
     finally:
@@ -243,7 +243,7 @@ def run_forked(jobs_list, profile="default", focused=False, jobs=1, timeout_s=DE
 
     Forking happens from the main thread only, and this process does no
     torch work, so children never inherit a held lock or a thread pool.
-    Each child sends back the passing runs it kept (attnspec.replay); later
+    Each child sends back the runs it kept (attnspec.replay); later
     children inherit them and replay instead of running hypothesis again.
     """
     warm_up()
