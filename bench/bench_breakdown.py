@@ -20,8 +20,6 @@ in one process, one torch thread:
 import argparse
 import os
 import pathlib
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,15 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import five_classes  # noqa: E402
-
-
-def fresh_process_seconds(code, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from bench_grade import fresh_process_seconds  # noqa: E402
 
 
 class Clock:

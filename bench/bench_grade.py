@@ -43,14 +43,18 @@ def submissions(folder, n):
     return [five_classes.write(os.path.join(folder, f"student{i:02d}.py"), bugs[i % 3], f"student {i}") for i in range(n)]
 
 
-def import_torch_seconds(repeats=3):
-    """The median of a few fresh `python -c "import torch"` runs."""
+def fresh_process_seconds(code, repeats=3):
+    """The median of a few fresh `python -c CODE` runs."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def import_torch_seconds():
+    return fresh_process_seconds("import torch")
 
 
 def main():

@@ -253,22 +253,23 @@ def _run_hypothesis(p, candidate, info, kind, profile, seed, max_examples, key):
     # no example database, so no key: as hypothesis.find does, which spares digesting the source per run
     test._hypothesis_internal_database_key = None
     start = time.perf_counter()
-    complete = False
+    failed = None  # whether the run ended in a failure hypothesis reported; None: keep nothing (Flaky, errors)
     try:
         with generation.seed_only():
             test()
         outcome = tally.outcome(p)
-        complete = not (examples and examples[-1][1] not in (None, replay.STOPPED))
+        failed = False
     except (ClauseViolation, CandidateError, Flaky) as exc:
         outcome = _failed(p, candidate, exc, tally)
-        complete = not isinstance(exc, Flaky) and bool(examples) and examples[-1][1] not in (None, replay.STOPPED)
+        failed = None if isinstance(exc, Flaky) else True
     except HypothesisException as exc:
         outcome = Outcome(p, "error", p.clauses[:1], f"the suite could not run this property: {type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug in the suite itself: say so, never blame the target
         tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         outcome = Outcome(p, "error", p.clauses[:1], f"internal error in the suite ({p.name}): {tail}")
-    if complete and shareable[0] and len(examples) == tally.calls:
-        replay.keep(key, replay.Recording(tuple(examples)))
+    recording = replay.Recording(tuple(examples))
+    if failed is not None and recording.failed == failed and shareable[0] and len(examples) == tally.calls:
+        replay.keep(key, recording)  # only when its last example ended as the whole run did
     return _counted(outcome, tally, start)
 
 
